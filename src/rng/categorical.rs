@@ -1,0 +1,1 @@
+//! Categorical sampling from logits and masses (filled in by the rng work).
