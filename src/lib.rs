@@ -24,6 +24,7 @@ pub mod error;
 pub mod kernel;
 pub mod linalg;
 pub mod loss;
+pub mod math;
 pub mod model;
 pub mod rng;
 pub mod sample;

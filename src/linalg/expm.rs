@@ -1,0 +1,1 @@
+//! Padé-13 scaling-and-squaring matrix exponential (in progress).

@@ -1,0 +1,1 @@
+//! Numerically careful helpers over logits (in progress).
