@@ -1,1 +1,4 @@
-//! (in progress)
+//! Training objectives as values and as gradients with respect to logits (DESIGN §2 `loss`).
+
+pub mod d3pm;
+pub mod rdm;

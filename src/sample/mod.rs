@@ -1,1 +1,4 @@
-//! (in progress)
+//! Reverse processes: ancestral and routed samplers (DESIGN §2 `sample`).
+
+pub mod d3pm;
+pub mod rdm;
