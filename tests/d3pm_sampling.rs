@@ -39,7 +39,11 @@ impl Dense {
         let v = pi.len();
         let q = betas
             .iter()
-            .map(|&b| Array2::from_shape_fn((v, v), |(i, j)| b * (i == j) as u8 as f64 + (1.0 - b) * pi[j]))
+            .map(|&b| {
+                Array2::from_shape_fn((v, v), |(i, j)| {
+                    b * (i == j) as u8 as f64 + (1.0 - b) * pi[j]
+                })
+            })
             .collect();
         Self::from_steps(q, pi.to_vec())
     }
@@ -48,7 +52,9 @@ impl Dense {
     fn random(v: usize, steps: usize, seed: u64) -> Self {
         let mut state = seed;
         let mut next = || {
-            state = state.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+            state = state
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
             ((state >> 11) as f64) / (1u64 << 53) as f64
         };
         let pi: Vec<f64> = {
@@ -61,9 +67,8 @@ impl Dense {
             if t + 1 == steps {
                 q.push(Array2::from_shape_fn((v, v), |(_, j)| pi[j]));
             } else {
-                let mut m = Array2::from_shape_fn((v, v), |(i, j)| {
-                    next() + if i == j { 2.0 } else { 0.0 }
-                });
+                let mut m =
+                    Array2::from_shape_fn((v, v), |(i, j)| next() + if i == j { 2.0 } else { 0.0 });
                 for mut row in m.rows_mut() {
                     let s = row.sum();
                     row /= s;
@@ -113,7 +118,12 @@ impl ForwardKernel for Dense {
         }
         Ok(())
     }
-    fn cumulative_vecmat(&self, t: usize, p: &[f64], out: &mut [f64]) -> discrete_diffusion::Result<()> {
+    fn cumulative_vecmat(
+        &self,
+        t: usize,
+        p: &[f64],
+        out: &mut [f64],
+    ) -> discrete_diffusion::Result<()> {
         self.check(t, true)?;
         let r = ndarray::ArrayView1::from(p).dot(&self.qbar[t]);
         out.copy_from_slice(r.as_slice().unwrap());
@@ -199,7 +209,11 @@ impl Denoiser for Exact<'_> {
             let post = self.posterior(&xt, k);
             for i in 0..self.l {
                 for (c, &p) in post[i].iter().enumerate() {
-                    out[[b, i, c]] = if p > 0.0 { p.ln() as f32 } else { f32::NEG_INFINITY };
+                    out[[b, i, c]] = if p > 0.0 {
+                        p.ln() as f32
+                    } else {
+                        f32::NEG_INFINITY
+                    };
                 }
             }
         }
@@ -268,7 +282,10 @@ fn data_law(data: &[(Vec<u32>, f64)], v: usize, l: usize) -> Vec<f64> {
 }
 
 fn max_abs_diff(a: &[f64], b: &[f64]) -> f64 {
-    a.iter().zip(b).map(|(x, y)| (x - y).abs()).fold(0.0, f64::max)
+    a.iter()
+        .zip(b)
+        .map(|(x, y)| (x - y).abs())
+        .fold(0.0, f64::max)
 }
 
 fn absorbing(t: usize, v: usize, mask: usize) -> Dense {
@@ -308,7 +325,11 @@ fn product_full_data() -> Vec<(Vec<u32>, f64)> {
 fn law_is_exact_for_product_data_absorbing_both_forms() {
     let kernel = absorbing(5, 4, 1);
     let data = product_absorbing_data();
-    let den = Exact { kernel: &kernel, data: data.clone(), l: 3 };
+    let den = Exact {
+        kernel: &kernel,
+        data: data.clone(),
+        l: 3,
+    };
     let target = data_law(&data, 4, 3);
     for form in [ReverseForm::Joint, ReverseForm::PosteriorMixture] {
         let law = propagate(&kernel, &den, form);
@@ -321,12 +342,13 @@ fn law_is_exact_for_product_data_absorbing_both_forms() {
 fn law_is_exact_for_product_data_mixture_form_general_kernels() {
     let data = product_full_data();
     let target = data_law(&data, 3, 3);
-    let kernels = [
-        uniform(&[0.9, 0.7, 0.5, 0.0], 3),
-        Dense::random(3, 4, 7),
-    ];
+    let kernels = [uniform(&[0.9, 0.7, 0.5, 0.0], 3), Dense::random(3, 4, 7)];
     for kernel in &kernels {
-        let den = Exact { kernel, data: data.clone(), l: 3 };
+        let den = Exact {
+            kernel,
+            data: data.clone(),
+            l: 3,
+        };
         let law = propagate(kernel, &den, ReverseForm::PosteriorMixture);
         let d = max_abs_diff(&law, &target);
         assert!(d < 1e-12, "max |law − data| = {d:e}");
@@ -339,7 +361,11 @@ fn law_is_exact_for_product_data_mixture_form_general_kernels() {
 fn joint_form_with_true_posterior_is_biased_for_uniform_kernel() {
     let kernel = uniform(&[0.8, 0.6, 0.0], 3);
     let data = vec![(vec![0], 0.7), (vec![1], 0.2), (vec![2], 0.1)];
-    let den = Exact { kernel: &kernel, data: data.clone(), l: 1 };
+    let den = Exact {
+        kernel: &kernel,
+        data: data.clone(),
+        l: 1,
+    };
     let target = data_law(&data, 3, 1);
     let exact = propagate(&kernel, &den, ReverseForm::PosteriorMixture);
     assert!(max_abs_diff(&exact, &target) < 1e-12);
@@ -352,14 +378,28 @@ fn joint_form_with_true_posterior_is_biased_for_uniform_kernel() {
 #[test]
 fn factorised_reverse_bias_on_correlated_data_shrinks_with_steps() {
     // XOR-like law on two positions over {0, 2} (mask = 1).
-    let data = vec![(vec![0, 2], 0.45), (vec![2, 0], 0.45), (vec![0, 0], 0.05), (vec![2, 2], 0.05)];
+    let data = vec![
+        (vec![0, 2], 0.45),
+        (vec![2, 0], 0.45),
+        (vec![0, 0], 0.05),
+        (vec![2, 2], 0.05),
+    ];
     let target = data_law(&data, 3, 2);
     let mut tv = Vec::new();
     for t in [1usize, 4, 16, 64] {
         let kernel = absorbing(t, 3, 1);
-        let den = Exact { kernel: &kernel, data: data.clone(), l: 2 };
+        let den = Exact {
+            kernel: &kernel,
+            data: data.clone(),
+            l: 2,
+        };
         let law = propagate(&kernel, &den, ReverseForm::PosteriorMixture);
-        let d: f64 = 0.5 * law.iter().zip(&target).map(|(a, b)| (a - b).abs()).sum::<f64>();
+        let d: f64 = 0.5
+            * law
+                .iter()
+                .zip(&target)
+                .map(|(a, b)| (a - b).abs())
+                .sum::<f64>();
         tv.push(d);
     }
     eprintln!("TV(sampler, data) for T = 1, 4, 16, 64: {tv:?}");
@@ -386,14 +426,20 @@ fn chi2_test(counts: &[u64], probs: &[f64], alpha: f64) -> (f64, f64) {
         stat += (c as f64 - e).powi(2) / e;
         cells += 1;
     }
-    let crit = ChiSquared::new((cells - 1) as f64).unwrap().inverse_cdf(1.0 - alpha);
+    let crit = ChiSquared::new((cells - 1) as f64)
+        .unwrap()
+        .inverse_cdf(1.0 - alpha);
     (stat, crit)
 }
 
 fn sample_counts(kernel: &Dense, den: &Exact, form: ReverseForm, n: usize, seed: u64) -> Vec<u64> {
     let v = kernel.v;
     let streams: Vec<u64> = (0..n as u64).collect();
-    let opts = D3pmOptions { seed, start: Start::Stationary, form };
+    let opts = D3pmOptions {
+        seed,
+        start: Start::Stationary,
+        form,
+    };
     let out = sample_d3pm(kernel, den, &streams, den.l, &opts).unwrap();
     assert_eq!(out.nfe, kernel.q.len());
     let mut counts = vec![0u64; v.pow(den.l as u32)];
@@ -407,9 +453,14 @@ fn sample_counts(kernel: &Dense, den: &Exact, form: ReverseForm, n: usize, seed:
 fn chi2_absorbing_joint_form_reproduces_product_data() {
     let kernel = absorbing(4, 4, 1);
     let data = product_absorbing_data();
-    let den = Exact { kernel: &kernel, data: data.clone(), l: 3 };
+    let den = Exact {
+        kernel: &kernel,
+        data: data.clone(),
+        l: 3,
+    };
     let counts = sample_counts(&kernel, &den, ReverseForm::Joint, 20_000, 11);
     let (stat, crit) = chi2_test(&counts, &data_law(&data, 4, 3), 1e-4);
+    eprintln!("χ² = {stat:.2}, critical value (α = 1e-4) {crit:.2}");
     assert!(stat < crit, "χ² = {stat} ≥ {crit}");
 }
 
@@ -417,9 +468,14 @@ fn chi2_absorbing_joint_form_reproduces_product_data() {
 fn chi2_dense_kernel_mixture_form_reproduces_product_data() {
     let kernel = Dense::random(3, 4, 3);
     let data = product_full_data();
-    let den = Exact { kernel: &kernel, data: data.clone(), l: 3 };
+    let den = Exact {
+        kernel: &kernel,
+        data: data.clone(),
+        l: 3,
+    };
     let counts = sample_counts(&kernel, &den, ReverseForm::PosteriorMixture, 20_000, 5);
     let (stat, crit) = chi2_test(&counts, &data_law(&data, 3, 3), 1e-4);
+    eprintln!("χ² = {stat:.2}, critical value (α = 1e-4) {crit:.2}");
     assert!(stat < crit, "χ² = {stat} ≥ {crit}");
 }
 
@@ -428,8 +484,15 @@ fn chi2_dense_kernel_mixture_form_reproduces_product_data() {
 #[test]
 fn batch_permutation_invariance_and_subsets() {
     let kernel = Dense::random(3, 5, 9);
-    let den = Exact { kernel: &kernel, data: product_full_data(), l: 3 };
-    let opts = D3pmOptions { seed: 42, ..Default::default() };
+    let den = Exact {
+        kernel: &kernel,
+        data: product_full_data(),
+        l: 3,
+    };
+    let opts = D3pmOptions {
+        seed: 42,
+        ..Default::default()
+    };
     let a = sample_d3pm(&kernel, &den, &[10, 11, 12, 13, 14, 15], 3, &opts).unwrap();
     let perm = [3usize, 0, 5, 1, 4, 2];
     let streams: Vec<u64> = perm.iter().map(|&p| 10 + p as u64).collect();
@@ -440,7 +503,14 @@ fn batch_permutation_invariance_and_subsets() {
     let single = sample_d3pm(&kernel, &den, &[13], 3, &opts).unwrap();
     assert_eq!(single.tokens.row(0), a.tokens.row(3));
     // another seed changes the result
-    let c = sample_d3pm(&kernel, &den, &[10, 11, 12, 13, 14, 15], 3, &D3pmOptions { seed: 43, ..opts }).unwrap();
+    let c = sample_d3pm(
+        &kernel,
+        &den,
+        &[10, 11, 12, 13, 14, 15],
+        3,
+        &D3pmOptions { seed: 43, ..opts },
+    )
+    .unwrap();
     assert_ne!(a.tokens, c.tokens);
 }
 
@@ -450,9 +520,17 @@ fn caller_given_start_is_used() {
     // law the output is the data.
     let kernel = Dense::mixture(&[0.5, 0.5], &[0.0, 1.0, 0.0]);
     let data = vec![(vec![2, 0], 1.0)];
-    let den = Exact { kernel: &kernel, data, l: 2 };
+    let den = Exact {
+        kernel: &kernel,
+        data,
+        l: 2,
+    };
     let start = array![[1u32, 1], [2, 1]];
-    let opts = D3pmOptions { seed: 1, start: Start::Tokens(start.view()), form: ReverseForm::Joint };
+    let opts = D3pmOptions {
+        seed: 1,
+        start: Start::Tokens(start.view()),
+        form: ReverseForm::Joint,
+    };
     let out = sample_d3pm(&kernel, &den, &[0, 1], 2, &opts).unwrap();
     assert_eq!(out.tokens, array![[2u32, 0], [2, 0]]);
     assert_eq!(out.nfe, 2);
@@ -486,23 +564,65 @@ fn bad_inputs_are_rejected() {
     let ok = Const { v: 3, value: 0.0 };
     let opts = D3pmOptions::default();
     assert!(sample_d3pm(&kernel, &ok, &[0], 2, &opts).is_ok());
-    let err = |r: discrete_diffusion::Result<_>| r.err().expect("expected an error");
-    assert!(matches!(err(sample_d3pm(&kernel, &ok, &[], 2, &opts)), Error::InvalidArgument { arg: "streams", .. }));
-    assert!(matches!(err(sample_d3pm(&kernel, &ok, &[0], 0, &opts)), Error::InvalidArgument { arg: "length", .. }));
+    let err = |r: discrete_diffusion::Result<_>| r.expect_err("expected an error");
+    assert!(matches!(
+        err(sample_d3pm(&kernel, &ok, &[], 2, &opts)),
+        Error::InvalidArgument { arg: "streams", .. }
+    ));
+    assert!(matches!(
+        err(sample_d3pm(&kernel, &ok, &[0], 0, &opts)),
+        Error::InvalidArgument { arg: "length", .. }
+    ));
     let wrong_v = Const { v: 4, value: 0.0 };
-    assert!(matches!(err(sample_d3pm(&kernel, &wrong_v, &[0], 2, &opts)), Error::InvalidArgument { arg: "denoiser", .. }));
-    let nan = Const { v: 3, value: f32::NAN };
-    assert!(matches!(err(sample_d3pm(&kernel, &nan, &[0], 2, &opts)), Error::NonFinite { arg: "logits", .. }));
-    let pinf = Const { v: 3, value: f32::INFINITY };
-    assert!(matches!(err(sample_d3pm(&kernel, &pinf, &[0], 2, &opts)), Error::NonFinite { .. }));
-    let ninf = Const { v: 3, value: f32::NEG_INFINITY };
-    assert!(matches!(err(sample_d3pm(&kernel, &ninf, &[0], 2, &opts)), Error::ZeroProbability { .. }));
+    assert!(matches!(
+        err(sample_d3pm(&kernel, &wrong_v, &[0], 2, &opts)),
+        Error::InvalidArgument {
+            arg: "denoiser",
+            ..
+        }
+    ));
+    let nan = Const {
+        v: 3,
+        value: f32::NAN,
+    };
+    assert!(matches!(
+        err(sample_d3pm(&kernel, &nan, &[0], 2, &opts)),
+        Error::NonFinite { arg: "logits", .. }
+    ));
+    let pinf = Const {
+        v: 3,
+        value: f32::INFINITY,
+    };
+    assert!(matches!(
+        err(sample_d3pm(&kernel, &pinf, &[0], 2, &opts)),
+        Error::NonFinite { .. }
+    ));
+    let ninf = Const {
+        v: 3,
+        value: f32::NEG_INFINITY,
+    };
+    assert!(matches!(
+        err(sample_d3pm(&kernel, &ninf, &[0], 2, &opts)),
+        Error::ZeroProbability { .. }
+    ));
     let bad_shape = Array2::<u32>::zeros((2, 2));
-    let o = D3pmOptions { start: Start::Tokens(bad_shape.view()), ..opts };
-    assert!(matches!(err(sample_d3pm(&kernel, &ok, &[0], 2, &o)), Error::Shape { arg: "start", .. }));
+    let o = D3pmOptions {
+        start: Start::Tokens(bad_shape.view()),
+        ..opts
+    };
+    assert!(matches!(
+        err(sample_d3pm(&kernel, &ok, &[0], 2, &o)),
+        Error::Shape { arg: "start", .. }
+    ));
     let bad_tok = array![[0u32, 3]];
-    let o = D3pmOptions { start: Start::Tokens(bad_tok.view()), ..opts };
-    assert!(matches!(err(sample_d3pm(&kernel, &ok, &[0], 2, &o)), Error::TokenOutOfRange { arg: "start", .. }));
+    let o = D3pmOptions {
+        start: Start::Tokens(bad_tok.view()),
+        ..opts
+    };
+    assert!(matches!(
+        err(sample_d3pm(&kernel, &ok, &[0], 2, &o)),
+        Error::TokenOutOfRange { arg: "start", .. }
+    ));
 
     let mut out = [0.0; 3];
     let p = [0.2, 0.3, 0.5];
@@ -511,12 +631,29 @@ fn bad_inputs_are_rejected() {
     assert!(reverse_probs(&kernel, 0, 1, &p, ReverseForm::Joint, &mut out).is_err());
     assert!(reverse_probs(&kernel, 4, 1, &p, ReverseForm::Joint, &mut out).is_err());
     assert!(reverse_probs(&kernel, 2, 3, &p, ReverseForm::Joint, &mut out).is_err());
-    assert!(reverse_probs(&kernel, 2, 1, &[0.5, 0.6, 0.0], ReverseForm::Joint, &mut out).is_err());
+    assert!(
+        reverse_probs(
+            &kernel,
+            2,
+            1,
+            &[0.5, 0.6, 0.0],
+            ReverseForm::Joint,
+            &mut out
+        )
+        .is_err()
+    );
     assert!(reverse_probs(&kernel, 2, 1, &[0.5, 0.5], ReverseForm::Joint, &mut out).is_err());
     assert!(reverse_probs(&kernel, 2, 1, &p, ReverseForm::Joint, &mut [0.0; 2]).is_err());
     // p̃ only on clean states that cannot reach x_t: zero probability.
     let abs = absorbing(3, 3, 1);
-    let r = reverse_probs(&abs, 2, 0, &[0.0, 0.0, 1.0], ReverseForm::PosteriorMixture, &mut out);
+    let r = reverse_probs(
+        &abs,
+        2,
+        0,
+        &[0.0, 0.0, 1.0],
+        ReverseForm::PosteriorMixture,
+        &mut out,
+    );
     assert!(matches!(r, Err(Error::ZeroProbability { .. })));
     let r = reverse_probs(&abs, 2, 0, &[0.0, 0.0, 1.0], ReverseForm::Joint, &mut out);
     assert!(matches!(r, Err(Error::ZeroProbability { .. })));

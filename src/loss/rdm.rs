@@ -86,7 +86,11 @@ pub fn rdm_loss<F: Float>(
 ) -> Result<f64> {
     let (nb, len, v) = logits.dim();
     if nb == 0 || len == 0 {
-        return Err(Error::shape("logits", "[B ≥ 1, L ≥ 1, V]", format!("{:?}", logits.shape())));
+        return Err(Error::shape(
+            "logits",
+            "[B ≥ 1, L ≥ 1, V]",
+            format!("{:?}", logits.shape()),
+        ));
     }
     if v != schedule.vocab_size() {
         return Err(Error::shape(
@@ -96,10 +100,18 @@ pub fn rdm_loss<F: Float>(
         ));
     }
     if x0.dim() != (nb, len) {
-        return Err(Error::shape("x0", format!("[{nb}, {len}]"), format!("{:?}", x0.shape())));
+        return Err(Error::shape(
+            "x0",
+            format!("[{nb}, {len}]"),
+            format!("{:?}", x0.shape()),
+        ));
     }
     if xt.dim() != (nb, len) {
-        return Err(Error::shape("xt", format!("[{nb}, {len}]"), format!("{:?}", xt.shape())));
+        return Err(Error::shape(
+            "xt",
+            format!("[{nb}, {len}]"),
+            format!("{:?}", xt.shape()),
+        ));
     }
     validate::len("steps", steps.len(), nb)?;
     validate::tokens("x0", x0.iter(), v)?;
@@ -116,16 +128,21 @@ pub fn rdm_loss<F: Float>(
     }
     let mut weights = Vec::with_capacity(nb);
     for &t in steps.iter() {
-        weights.push(
-            weighting
-                .weight(schedule, t)
-                .map_err(|_| Error::invalid("steps", format!("step {t} is outside 1..={}", schedule.num_steps())))?,
-        );
+        weights.push(weighting.weight(schedule, t).map_err(|_| {
+            Error::invalid(
+                "steps",
+                format!("step {t} is outside 1..={}", schedule.num_steps()),
+            )
+        })?);
     }
     if let Some(g) = &grad
         && g.dim() != (nb, len, v)
     {
-        return Err(Error::shape("grad", format!("[{nb}, {len}, {v}]"), format!("{:?}", g.shape())));
+        return Err(Error::shape(
+            "grad",
+            format!("[{nb}, {len}, {v}]"),
+            format!("{:?}", g.shape()),
+        ));
     }
     let mut grad = grad;
     let scale = 1.0 / (nb as f64 * len as f64);

@@ -159,7 +159,7 @@ fn reverse_probs_unchecked<K: ForwardKernel + ?Sized>(
         *o = x;
         total += x;
     }
-    if !(total > 0.0) || !total.is_finite() {
+    if total.is_nan() || total <= 0.0 || total.is_infinite() {
         return Err(Error::ZeroProbability {
             what: format!(
                 "D3PM reverse p(x_(t-1) | x_t = {x_t}) at step {t}: the prediction p̃ puts no \
@@ -213,7 +213,8 @@ where
             validate::distribution("stationary", &pi, 1e-9)?;
             for (bi, key) in keys.iter().enumerate() {
                 for i in 0..length {
-                    let mut rng = CounterRng::new(*key, Purpose::CATEGORICAL, steps as u32, i as u32);
+                    let mut rng =
+                        CounterRng::new(*key, Purpose::CATEGORICAL, steps as u32, i as u32);
                     tokens[[bi, i]] = draw_inverse_cdf(&pi, rng.uniform());
                 }
             }
@@ -256,8 +257,7 @@ where
                     &mut col,
                     &mut tmp,
                 )?;
-                let mut rng =
-                    CounterRng::new(*key, Purpose::CATEGORICAL, (t - 1) as u32, i as u32);
+                let mut rng = CounterRng::new(*key, Purpose::CATEGORICAL, (t - 1) as u32, i as u32);
                 tokens[[bi, i]] = draw_inverse_cdf(&probs, rng.uniform());
             }
         }
@@ -376,8 +376,6 @@ mod tests {
         softmax_row([0.0f32, f32::NEG_INFINITY, 0.0].into_iter(), &mut out, 0).unwrap();
         assert_eq!(out, [0.5, 0.0, 0.5]);
         assert!(softmax_row([0.0f32, f32::NAN, 0.0].into_iter(), &mut out, 0).is_err());
-        assert!(
-            softmax_row([f32::NEG_INFINITY; 3].into_iter(), &mut out, 0).is_err()
-        );
+        assert!(softmax_row([f32::NEG_INFINITY; 3].into_iter(), &mut out, 0).is_err());
     }
 }

@@ -133,7 +133,7 @@ impl MixtureSchedule {
         }
         let last = alpha_bar.len() - 1;
         for (t, w) in alpha_bar.windows(2).enumerate() {
-            if !(w[1] <= w[0]) || w[1] < 0.0 {
+            if w[1] > w[0] || w[1] < 0.0 {
                 return Err(Error::invalid(
                     "alpha_bar",
                     format!(
@@ -259,7 +259,7 @@ impl MixtureSchedule {
         } else {
             (1.0 - a_t) * self.noise[y]
         };
-        if !(likelihood > 0.0) {
+        if likelihood <= 0.0 {
             return Err(Error::ZeroProbability {
                 what: format!("q(x_{t} = {x_t} | x_0 = {x0}) = 0"),
             });
@@ -437,7 +437,7 @@ pub fn sample_rdm<D: Denoiser + ?Sized>(
                     let pm = p[m as usize];
                     p[m as usize] = 0.0;
                     let rest = 1.0 - pm;
-                    if !(rest > 0.0) {
+                    if rest <= 0.0 {
                         return Err(Error::ZeroProbability {
                             what: format!(
                                 "denoiser puts all mass on the mask token (sequence {bi}, \
@@ -482,8 +482,7 @@ pub fn sample_rdm<D: Denoiser + ?Sized>(
                     let rate = 1.0 - schedule.alpha_bar[s];
                     order.clear();
                     for i in 0..length {
-                        let mut rng =
-                            CounterRng::new(*key, Purpose::SELECTION, s as u32, i as u32);
+                        let mut rng = CounterRng::new(*key, Purpose::SELECTION, s as u32, i as u32);
                         match scorer {
                             Scorer::Confidence { gumbel_scale } => {
                                 if gumbel_scale > 0.0 {
