@@ -99,7 +99,7 @@ fn taylor(a: &Array2<f64>) -> Array2<f64> {
     let mut sum = term.clone();
     for k in 1..60 {
         term = term.dot(a) / k as f64;
-        sum = sum + &term;
+        sum += &term;
     }
     sum
 }

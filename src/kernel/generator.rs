@@ -424,7 +424,7 @@ fn eigen_row(u: &Array2<f64>, d: ndarray::ArrayView1<'_, f64>, x: usize, out: &m
 /// `out = max(0, pᵀ U diag(d) Uᵀ)` in `O(V²)`.
 fn eigen_vecmat(u: &Array2<f64>, d: ndarray::ArrayView1<'_, f64>, p: &[f64], out: &mut [f64]) {
     let p = ndarray::ArrayView1::from(p);
-    let c: Array1<f64> = u.t().dot(&p) * &d;
+    let c: Array1<f64> = u.t().dot(&p) * d;
     for (j, o) in out.iter_mut().enumerate() {
         *o = u.row(j).dot(&c).max(0.0);
     }

@@ -24,7 +24,7 @@ use crate::linalg::symmetric_eigen;
 /// approximant `r_m(A)` has backward error at most the unit roundoff `2⁻⁵³`.
 const THETA: [(usize, f64); 5] = [
     (3, 1.495_585_217_958_292e-2),
-    (5, 2.539_398_330_063_230e-1),
+    (5, 2.539_398_330_063_23e-1),
     (7, 9.504_178_996_162_932e-1),
     (9, 2.097_847_961_257_068e0),
     (13, 5.371_920_351_148_152e0),
