@@ -72,7 +72,10 @@ fn mdlm_noise_schedules() {
     let mut n = 0;
     for c in cases(&file, "noise_") {
         let name = c["name"].as_str().unwrap();
-        let s = mdlm_schedule(c["inputs"]["kind"].as_str().unwrap(), &c["inputs"]["params"]);
+        let s = mdlm_schedule(
+            c["inputs"]["kind"].as_str().unwrap(),
+            &c["inputs"]["params"],
+        );
         let ts = vec1(&c["inputs"]["t"]);
         let e = &c["expected"];
         let t = tol(c);
@@ -124,13 +127,21 @@ fn mdlm_sample_t_antithetic() {
     for c in cases(&file, "sample_t_antithetic") {
         let name = c["name"].as_str().unwrap();
         let inp = &c["inputs"];
-        let eps = first_of(inp, &["sampling_eps", "eps"]).map(f).unwrap_or(1e-3);
+        let eps = first_of(inp, &["sampling_eps", "eps"])
+            .map(f)
+            .unwrap_or(1e-3);
         let us = vec1(
-            first_of(inp, &["eps_t", "u", "uniforms", "rand"]).unwrap_or_else(|| only_array(inp, name)),
+            first_of(inp, &["eps_t", "u", "uniforms", "rand"])
+                .unwrap_or_else(|| only_array(inp, name)),
         );
-        let exp = vec1(first_of(&c["expected"], &["t"]).unwrap_or_else(|| only_array(&c["expected"], name)));
+        let exp = vec1(
+            first_of(&c["expected"], &["t"]).unwrap_or_else(|| only_array(&c["expected"], name)),
+        );
         let mut got = vec![0.0; us.len()];
-        Antithetic::new(eps).unwrap().transform(&us, &mut got).unwrap();
+        Antithetic::new(eps)
+            .unwrap()
+            .transform(&us, &mut got)
+            .unwrap();
         assert_close(name, &got, &exp, tol(c));
     }
 }
@@ -143,9 +154,14 @@ fn mdlm_discretize_t() {
         let name = c["name"].as_str().unwrap();
         let tt = c["inputs"]["T"].as_u64().unwrap() as usize;
         let ts = vec1(&c["inputs"]["t"]);
-        check_on_t(name, "t_discrete", &ts, &c["expected"]["t_discrete"], tol(c), |x| {
-            discretize_time(x, tt).unwrap()
-        });
+        check_on_t(
+            name,
+            "t_discrete",
+            &ts,
+            &c["expected"]["t_discrete"],
+            tol(c),
+            |x| discretize_time(x, tt).unwrap(),
+        );
         n += 1;
     }
     assert!(n >= 1);
@@ -158,7 +174,10 @@ fn mdlm_sampling_timesteps() {
     for c in cases(&file, "sampling_timesteps") {
         let name = c["name"].as_str().unwrap();
         let inp = &c["inputs"];
-        let steps = first_of(inp, &["steps", "num_steps"]).unwrap().as_u64().unwrap() as usize;
+        let steps = first_of(inp, &["steps", "num_steps"])
+            .unwrap()
+            .as_u64()
+            .unwrap() as usize;
         let eps = first_of(inp, &["eps"]).map(f).unwrap_or(1e-5);
         let g = TimeGrid::uniform(steps, eps).unwrap();
         let e = &c["expected"];
@@ -201,11 +220,18 @@ fn md4_masking_schedules() {
         check_on_t(name, "dalpha", &ts, &e["dalpha"], t, |x| {
             s.alpha_derivative(x).unwrap()
         });
-        check_on_t(name, "logsnr", &ts, &e["logsnr"], t, |x| s.log_snr(x).unwrap());
-        // MD4's dgamma_times_alpha = α'/(1 − α) = −(NELBO weight).
-        check_on_t(name, "dgamma_times_alpha", &ts, &e["dgamma_times_alpha"], t, |x| {
-            -s.elbo_weight(x).unwrap()
+        check_on_t(name, "logsnr", &ts, &e["logsnr"], t, |x| {
+            s.log_snr(x).unwrap()
         });
+        // MD4's dgamma_times_alpha = α'/(1 − α) = −(NELBO weight).
+        check_on_t(
+            name,
+            "dgamma_times_alpha",
+            &ts,
+            &e["dgamma_times_alpha"],
+            t,
+            |x| -s.elbo_weight(x).unwrap(),
+        );
         n += 1;
     }
     assert!(n >= 1);
@@ -225,8 +251,18 @@ fn md4_sampling_grids() {
         };
         let g = TimeGrid::md4(steps, kind).unwrap();
         let (ts, ss): (Vec<f64>, Vec<f64>) = g.steps().unzip();
-        assert_close(&format!("{name}.t"), &ts, &vec1(&c["expected"]["t"]), tol(c));
-        assert_close(&format!("{name}.s"), &ss, &vec1(&c["expected"]["s"]), tol(c));
+        assert_close(
+            &format!("{name}.t"),
+            &ts,
+            &vec1(&c["expected"]["t"]),
+            tol(c),
+        );
+        assert_close(
+            &format!("{name}.s"),
+            &ss,
+            &vec1(&c["expected"]["s"]),
+            tol(c),
+        );
         n += 1;
     }
     assert!(n >= 1);
@@ -290,8 +326,12 @@ fn flow_matching_schedulers_through_kappa() {
         let ss = vec1(&inp["t"]); // flow-matching time s
         let e = &c["expected"];
         let t = tol(c);
-        check_on_t(name, "alpha_t", &ss, &e["alpha_t"], t, |s| k.kappa(s).unwrap());
-        check_on_t(name, "sigma_t", &ss, &e["sigma_t"], t, |s| k.sigma(s).unwrap());
+        check_on_t(name, "alpha_t", &ss, &e["alpha_t"], t, |s| {
+            k.kappa(s).unwrap()
+        });
+        check_on_t(name, "sigma_t", &ss, &e["sigma_t"], t, |s| {
+            k.sigma(s).unwrap()
+        });
         check_on_t(name, "d_alpha_t", &ss, &e["d_alpha_t"], t, |s| {
             k.kappa_derivative(s).unwrap()
         });
@@ -300,9 +340,14 @@ fn flow_matching_schedulers_through_kappa() {
         });
         if !e["kappa_inverse"].is_null() {
             let ks = vec1(&e["kappa_inverse"]["kappa"]);
-            check_on_t(name, "kappa_inverse", &ks, &e["kappa_inverse"]["t"], t, |x| {
-                k.kappa_inverse(x).unwrap()
-            });
+            check_on_t(
+                name,
+                "kappa_inverse",
+                &ks,
+                &e["kappa_inverse"]["t"],
+                t,
+                |x| k.kappa_inverse(x).unwrap(),
+            );
         }
         if !e["snr_inverse"].is_null() {
             let snrs = vec1(&e["snr_inverse"]["snr"]);
@@ -322,14 +367,20 @@ fn flow_matching_solver_time_grids() {
     for c in cases(&file, "solver_time_grid_") {
         let name = c["name"].as_str().unwrap();
         let inp = &c["inputs"];
-        let g = flow_matching_time_grid(f(&inp["step_size"]), f(&inp["t_init"]), f(&inp["t_final"]))
-            .unwrap();
+        let g =
+            flow_matching_time_grid(f(&inp["step_size"]), f(&inp["t_init"]), f(&inp["t_final"]))
+                .unwrap();
         assert_eq!(
             (g.len() - 1) as u64,
             c["expected"]["n_steps"].as_u64().unwrap(),
             "{name}.n_steps"
         );
-        assert_close(&format!("{name}.grid"), &g, &vec1(&c["expected"]["grid"]), tol(c));
+        assert_close(
+            &format!("{name}.grid"),
+            &g,
+            &vec1(&c["expected"]["grid"]),
+            tol(c),
+        );
         // The same grid in the crate's time is a valid descending TimeGrid.
         let ours = TimeGrid::from_points(g.iter().map(|s| 1.0 - s).collect()).unwrap();
         assert_eq!(ours.num_steps(), g.len() - 1);
@@ -450,7 +501,12 @@ fn d3pm_text_mutual_information_schedules() {
             &vec1(&e["schedule_info_removals"]),
             t,
         );
-        assert_close(&format!("{name}.exponents"), &r.exponents, &vec1(&e["exponents"]), t);
+        assert_close(
+            &format!("{name}.exponents"),
+            &r.exponents,
+            &vec1(&e["exponents"]),
+            t,
+        );
         if !e["alpha_bar"].is_null() {
             assert_close(
                 &format!("{name}.alpha_bar"),

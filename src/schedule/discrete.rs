@@ -200,10 +200,7 @@ impl BetaSchedule {
         if grid.len() < 2 {
             return Err(Error::invalid(
                 "grid",
-                format!(
-                    "needs at least 2 points (t_0 and t_T), got {}",
-                    grid.len()
-                ),
+                format!("needs at least 2 points (t_0 and t_T), got {}", grid.len()),
             ));
         }
         for (i, &g) in grid.iter().enumerate() {
@@ -216,10 +213,7 @@ impl BetaSchedule {
             if i > 0 && g <= grid[i - 1] {
                 return Err(Error::invalid(
                     "grid",
-                    format!(
-                        "not strictly ascending at {i}: {} then {g}",
-                        grid[i - 1]
-                    ),
+                    format!("not strictly ascending at {i}: {} then {g}", grid[i - 1]),
                 ));
             }
         }
@@ -269,10 +263,7 @@ impl BetaSchedule {
     /// `ln ᾱ_t = Σ_{s≤t} ln(1 − β_s)`, `t ∈ 0..=T` (`−∞` once some `β_s = 1`).
     pub fn log_alpha_bar(&self, t: usize) -> Result<f64> {
         self.log_alpha_bar.get(t).copied().ok_or_else(|| {
-            Error::invalid(
-                "t",
-                format!("step {t} is outside 0..={}", self.betas.len()),
-            )
+            Error::invalid("t", format!("step {t} is outside 0..={}", self.betas.len()))
         })
     }
 

@@ -100,11 +100,7 @@ impl<S: Schedule> Kappa<S> {
             SigmaConvention::VariancePreserving => {
                 let k = self.kappa(s)?;
                 let sig = (1.0 - k * k).max(0.0).sqrt();
-                if k * dk == 0.0 {
-                    -0.0
-                } else {
-                    -k * dk / sig
-                }
+                if k * dk == 0.0 { -0.0 } else { -k * dk / sig }
             }
         })
     }
@@ -118,7 +114,10 @@ impl<S: Schedule> Kappa<S> {
     /// (convex) or `κ = snr/√(1 + snr²)` (VP), then [`Kappa::kappa_inverse`]. `snr ≥ 0`.
     pub fn snr_inverse(&self, snr: f64) -> Result<f64> {
         if !(snr.is_finite() && snr >= 0.0) {
-            return Err(Error::invalid("snr", format!("{snr} must be finite and ≥ 0")));
+            return Err(Error::invalid(
+                "snr",
+                format!("{snr} must be finite and ≥ 0"),
+            ));
         }
         let k = match self.sigma {
             SigmaConvention::Convex => snr / (1.0 + snr),

@@ -67,10 +67,7 @@ impl TimeGrid {
             if i > 0 && p >= points[i - 1] {
                 return Err(Error::invalid(
                     "points",
-                    format!(
-                        "not strictly descending at {i}: {} then {p}",
-                        points[i - 1]
-                    ),
+                    format!("not strictly descending at {i}: {} then {p}", points[i - 1]),
                 ));
             }
         }

@@ -4,8 +4,7 @@
 use std::f64::consts::FRAC_PI_2;
 
 use super::{
-    Schedule, alpha_out_of_range, check_alpha, check_t, in_range_half_open, positive,
-    ratio_or_inf,
+    Schedule, alpha_out_of_range, check_alpha, check_t, in_range_half_open, positive, ratio_or_inf,
 };
 use crate::error::{Error, Result};
 
@@ -438,7 +437,11 @@ mod tests {
             for &t in &[0.0, 0.1, 0.37, 0.5, 0.9, 1.0] {
                 let a = s.alpha(t).unwrap();
                 let back = s.time_of_alpha(a).unwrap();
-                assert!((back - t).abs() < 1e-7, "{}: {t} -> {a} -> {back}", s.name());
+                assert!(
+                    (back - t).abs() < 1e-7,
+                    "{}: {t} -> {a} -> {back}",
+                    s.name()
+                );
             }
         }
     }

@@ -51,9 +51,7 @@ pub use mutual_info::{
     MutualInformationSchedule, pchip_interpolate, relative_information_removal,
 };
 pub use noise::{Geometric, LinearTotalNoise};
-pub use sampler::{
-    Antithetic, LogLinearImportance, LogitNormal, Stratified, TimeSampler, Uniform,
-};
+pub use sampler::{Antithetic, LogLinearImportance, LogitNormal, Stratified, TimeSampler, Uniform};
 
 use crate::error::{Error, Result};
 use crate::validate;
@@ -254,10 +252,7 @@ fn bisect_time_of_alpha<S: Schedule + ?Sized>(s: &S, alpha: f64) -> Result<f64> 
 /// Validate a positive finite parameter.
 pub(crate) fn positive(arg: &'static str, x: f64) -> Result<f64> {
     if !(x.is_finite() && x > 0.0) {
-        return Err(Error::invalid(
-            arg,
-            format!("{x} must be finite and > 0"),
-        ));
+        return Err(Error::invalid(arg, format!("{x} must be finite and > 0")));
     }
     Ok(x)
 }

@@ -50,17 +50,20 @@ pub fn relative_information_removal(
     validate::distribution("initial", initial, 1e-9)?;
     validate::vocab("initial.len()", initial.len())?;
     if !(tau.is_finite() && tau >= 0.0) {
-        return Err(Error::invalid("tau", format!("{tau} must be finite and ≥ 0")));
+        return Err(Error::invalid(
+            "tau",
+            format!("{tau} must be finite and ≥ 0"),
+        ));
     }
-    if let ExponentialFamily::Mask { mask } = family {
-        if mask >= initial.len() {
-            return Err(Error::TokenOutOfRange {
-                arg: "mask",
-                index: 0,
-                token: mask as u64,
-                vocab: initial.len(),
-            });
-        }
+    if let ExponentialFamily::Mask { mask } = family
+        && mask >= initial.len()
+    {
+        return Err(Error::TokenOutOfRange {
+            arg: "mask",
+            index: 0,
+            token: mask as u64,
+            vocab: initial.len(),
+        });
     }
     let h0 = entropy(initial.iter().copied());
     if h0 <= 0.0 {
@@ -125,7 +128,10 @@ fn removal_unchecked(family: ExponentialFamily, tau: f64, pi: &[f64], h0: f64) -
 /// outside `[x_0, x_n]` (scipy's `extrapolate=False`).
 pub fn pchip_interpolate(x: &[f64], y: &[f64], xq: f64) -> Result<Option<f64>> {
     if x.len() < 2 {
-        return Err(Error::invalid("x", format!("needs ≥ 2 points, got {}", x.len())));
+        return Err(Error::invalid(
+            "x",
+            format!("needs ≥ 2 points, got {}", x.len()),
+        ));
     }
     validate::len("y", y.len(), x.len())?;
     validate::all_finite("x", x)?;
@@ -175,7 +181,15 @@ fn pchip_derivatives(x: &[f64], y: &[f64]) -> Vec<f64> {
 
 fn pchip_edge(h0: f64, h1: f64, m0: f64, m1: f64) -> f64 {
     let d = ((2.0 * h0 + h1) * m0 - h0 * m1) / (h0 + h1);
-    let sign = |v: f64| if v > 0.0 { 1 } else if v < 0.0 { -1 } else { 0 };
+    let sign = |v: f64| {
+        if v > 0.0 {
+            1
+        } else if v < 0.0 {
+            -1
+        } else {
+            0
+        }
+    };
     if sign(d) != sign(m0) {
         0.0
     } else if sign(m0) != sign(m1) && d.abs() > 3.0 * m0.abs() {
@@ -364,22 +378,21 @@ impl MutualInformationSchedule {
             }
             MutualInformationKind::Cosine => (0..steps)
                 .map(|k| {
-                    1.0 - ((k as f64 / steps as f64 + 0.008) / 1.008
-                        * std::f64::consts::FRAC_PI_2)
+                    1.0 - ((k as f64 / steps as f64 + 0.008) / 1.008 * std::f64::consts::FRAC_PI_2)
                         .cos()
                 })
                 .collect(),
         };
-        if let Some(&last) = schedule_info_removals.last() {
-            if last > best {
-                return Err(Error::invalid(
-                    "max_exponent",
-                    format!(
-                        "requested information removal {last} exceeds the largest tabulated \
-                         value {best}; increase max_exponent"
-                    ),
-                ));
-            }
+        if let Some(&last) = schedule_info_removals.last()
+            && last > best
+        {
+            return Err(Error::invalid(
+                "max_exponent",
+                format!(
+                    "requested information removal {last} exceeds the largest tabulated \
+                     value {best}; increase max_exponent"
+                ),
+            ));
         }
         let mut exponents = Vec::with_capacity(self.num_steps + 1);
         exponents.push(0.0);
@@ -413,7 +426,7 @@ mod tests {
         for &tau in &[1e-4, 0.3, 2.0] {
             let r = relative_information_removal(ExponentialFamily::Mask { mask: 4 }, tau, &pi)
                 .unwrap();
-            assert!((r - (1.0 - (-tau as f64).exp())).abs() < 1e-12);
+            assert!((r - (1.0 - (-tau).exp())).abs() < 1e-12);
         }
     }
 
