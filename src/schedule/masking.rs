@@ -117,6 +117,11 @@ impl Schedule for LogLinear {
 /// `ε ∈ [0, 1)`; the anchor's default is `10⁻³` ([`Default`]). With `ε = 0` this is
 /// `α(t) = cos(πt/2)`, the flow-matching `CosineScheduler` (`κ(s) = sin(πs/2)`) seen
 /// through [`Kappa`](super::Kappa). Not MD4's cosine: see [`Md4Cosine`].
+///
+/// Precision note: `α` is evaluated as coded (`ε + (1 − ε)·cos(πt/2)`), so for `t ≲ 10⁻⁴`
+/// `σ̄ = −ln α` and the NELBO weight inherit the rounding of `cos` near 1 (relative error
+/// ~10⁻⁶ at `t = 10⁻⁵`), exactly as the anchor's values do; the conformance vectors encode
+/// that rounding.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct MdlmCosine {
     eps: f64,
