@@ -5,7 +5,10 @@ use serde_json::Value;
 
 /// Load `tests/fixtures/anchors/<name>.json`.
 pub fn load_anchor(name: &str) -> Value {
-    let path = format!("{}/tests/fixtures/anchors/{name}.json", env!("CARGO_MANIFEST_DIR"));
+    let path = format!(
+        "{}/tests/fixtures/anchors/{name}.json",
+        env!("CARGO_MANIFEST_DIR")
+    );
     let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("reading {path}: {e}"));
     serde_json::from_str(&text).unwrap_or_else(|e| panic!("parsing {path}: {e}"))
 }
@@ -45,7 +48,10 @@ pub fn vec2(v: &Value) -> Vec<Vec<f64>> {
 
 /// The case's tolerance `(abs, rel)`.
 pub fn tol(case: &Value) -> (f64, f64) {
-    (num(&case["tolerance"]["abs"]), num(&case["tolerance"]["rel"]))
+    (
+        num(&case["tolerance"]["abs"]),
+        num(&case["tolerance"]["rel"]),
+    )
 }
 
 /// numpy `allclose` on one element: `|got − exp| ≤ abs + rel·|exp|`; infinities must match.
@@ -61,13 +67,25 @@ pub fn close(got: f64, exp: f64, (abs, rel): (f64, f64)) -> bool {
 
 /// Assert two vectors agree elementwise within the tolerance, naming the case on failure.
 pub fn assert_close(what: &str, got: &[f64], exp: &[f64], t: (f64, f64)) {
-    assert_eq!(got.len(), exp.len(), "{what}: length {} vs {}", got.len(), exp.len());
+    assert_eq!(
+        got.len(),
+        exp.len(),
+        "{what}: length {} vs {}",
+        got.len(),
+        exp.len()
+    );
     for (i, (&g, &e)) in got.iter().zip(exp).enumerate() {
-        assert!(close(g, e, t), "{what}[{i}]: got {g:e}, expected {e:e} (tol {t:?})");
+        assert!(
+            close(g, e, t),
+            "{what}[{i}]: got {g:e}, expected {e:e} (tol {t:?})"
+        );
     }
 }
 
 /// Assert a scalar agrees within the tolerance.
 pub fn assert_close1(what: &str, got: f64, exp: f64, t: (f64, f64)) {
-    assert!(close(got, exp, t), "{what}: got {got:e}, expected {exp:e} (tol {t:?})");
+    assert!(
+        close(got, exp, t),
+        "{what}: got {got:e}, expected {exp:e} (tol {t:?})"
+    );
 }
