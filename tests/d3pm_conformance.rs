@@ -12,6 +12,8 @@
 //! Kernels are built per `transition_mat_type` by [`kernel_for`]; types implemented by other
 //! modules (`gaussian`, banded `uniform`) are skipped there, with a count printed.
 
+#![allow(clippy::needless_range_loop)]
+
 mod common;
 
 use common::{assert_close, assert_close1, cases, load_anchor, num, tol, vec1, vec2};
@@ -93,7 +95,9 @@ fn run_cases(prefix: &str, mut f: impl FnMut(&str, &Value, &dyn ForwardKernel)) 
             None => skipped += 1,
         }
     }
-    eprintln!("{prefix}: {run} cases run, {skipped} skipped (gaussian/banded kernels live elsewhere)");
+    eprintln!(
+        "{prefix}: {run} cases run, {skipped} skipped (gaussian/banded kernels live elsewhere)"
+    );
     assert!(run > 0, "no case with prefix {prefix}");
     (run, skipped)
 }
@@ -114,7 +118,12 @@ fn one_step_matrices() {
             Box::new(Uniform::new(k, &[beta]).unwrap())
         };
         for (i, want) in vec2(&case["expected"]["Q"]).iter().enumerate() {
-            assert_close(&format!("{name} row {i}"), &row(kern.as_ref(), false, 1, i), want, tol(case));
+            assert_close(
+                &format!("{name} row {i}"),
+                &row(kern.as_ref(), false, 1, i),
+                want,
+                tol(case),
+            );
         }
         n += 1;
     }
@@ -130,10 +139,20 @@ fn qmats_and_q_probs() {
         assert_eq!(one.len(), k.num_steps());
         for t in 0..k.num_steps() {
             for (i, want) in vec2(&one[t]).iter().enumerate() {
-                assert_close(&format!("{name} Q_{t} row {i}"), &row(k, false, t + 1, i), want, tol(case));
+                assert_close(
+                    &format!("{name} Q_{t} row {i}"),
+                    &row(k, false, t + 1, i),
+                    want,
+                    tol(case),
+                );
             }
             for (i, want) in vec2(&cum[t]).iter().enumerate() {
-                assert_close(&format!("{name} Q̄_{t} row {i}"), &row(k, true, t + 1, i), want, tol(case));
+                assert_close(
+                    &format!("{name} Q̄_{t} row {i}"),
+                    &row(k, true, t + 1, i),
+                    want,
+                    tol(case),
+                );
             }
         }
     });
@@ -149,11 +168,21 @@ fn q_sample_law() {
     run_cases("images_q_sample_law_", |name, case, k| {
         let inp = &case["inputs"];
         let q = row(k, true, uint(&inp["t"]) + 1, uint(&inp["x_start"]));
-        assert_close(&format!("{name} q_probs"), &q, &vec1(&case["expected"]["q_probs"]), tol(case));
+        assert_close(
+            &format!("{name} q_probs"),
+            &q,
+            &vec1(&case["expected"]["q_probs"]),
+            tol(case),
+        );
         // The anchor draws argmax(log(q + 1e-6) + Gumbel): law (q + ε)/Σ(q + ε).
         let z: f64 = q.iter().map(|x| x + EPS).sum();
         let law: Vec<f64> = q.iter().map(|x| (x + EPS) / z).collect();
-        assert_close(&format!("{name} sample_probs"), &law, &vec1(&case["expected"]["sample_probs"]), tol(case));
+        assert_close(
+            &format!("{name} sample_probs"),
+            &law,
+            &vec1(&case["expected"]["sample_probs"]),
+            tol(case),
+        );
     });
 }
 
@@ -166,13 +195,19 @@ fn prior_bpd() {
         let q = row(k, true, k.num_steps(), x0);
         let mut pi = vec![0.0; k.vocab_size()];
         k.stationary(&mut pi).unwrap();
-        let anchor: f64 =
-            q.iter().zip(&pi).map(|(a, b)| a * ((a + EPS).ln() - (b + EPS).ln())).sum::<f64>()
-                / std::f64::consts::LN_2;
+        let anchor: f64 = q
+            .iter()
+            .zip(&pi)
+            .map(|(a, b)| a * ((a + EPS).ln() - (b + EPS).ln()))
+            .sum::<f64>()
+            / std::f64::consts::LN_2;
         assert_close1(&format!("{name} (ε convention)"), anchor, want, tol(case));
         // Exact KL (no smoothing): differs from the anchor by O(ε · |q − π|).
         let exact = prior_bits(k, x0 as u32, &mut D3pmWorkspace::default()).unwrap();
-        assert!((exact - want).abs() < 1e-8, "{name}: exact {exact:e} vs anchor {want:e}");
+        assert!(
+            (exact - want).abs() < 1e-8,
+            "{name}: exact {exact:e} vs anchor {want:e}"
+        );
     });
 }
 
@@ -185,25 +220,49 @@ fn q_posterior_cases() {
         let (t, x0, xt) = (uint(&inp["t"]), uint(&inp["x_start"]), uint(&inp["x_t"]));
         let v = k.vocab_size();
         let feasible = col(k, true, t + 1, xt)[x0] > 0.0;
-        assert_eq!(feasible, e["feasible"].as_bool().unwrap(), "{name} feasible");
+        assert_eq!(
+            feasible,
+            e["feasible"].as_bool().unwrap(),
+            "{name} feasible"
+        );
         let mut out = vec![0.0; v];
         let res = q_posterior(k, t + 1, xt as u32, x0 as u32, &mut ws, &mut out);
         if e["probs_exact"].is_null() {
             assert!(res.is_err(), "{name}: expected ZeroProbability");
         } else {
             res.unwrap();
-            assert_close(&format!("{name} probs_exact"), &out, &vec1(&e["probs_exact"]), tol(case));
+            assert_close(
+                &format!("{name} probs_exact"),
+                &out,
+                &vec1(&e["probs_exact"]),
+                tol(case),
+            );
         }
         // The anchor's smoothed logits, rebuilt from our rows and columns.
         let logits: Vec<f64> = if t == 0 {
-            (0..v).map(|j| (((j == x0) as u8 as f64) + EPS).ln()).collect()
+            (0..v)
+                .map(|j| (((j == x0) as u8 as f64) + EPS).ln())
+                .collect()
         } else {
             let c = col(k, false, t + 1, xt);
             let r = row(k, true, t, x0);
-            c.iter().zip(&r).map(|(a, b)| (a + EPS).ln() + (b + EPS).ln()).collect()
+            c.iter()
+                .zip(&r)
+                .map(|(a, b)| (a + EPS).ln() + (b + EPS).ln())
+                .collect()
         };
-        assert_close(&format!("{name} logits_anchor"), &logits, &vec1(&e["logits_anchor"]), tol(case));
-        assert_close(&format!("{name} probs_anchor"), &softmax(&logits), &vec1(&e["probs_anchor"]), tol(case));
+        assert_close(
+            &format!("{name} logits_anchor"),
+            &logits,
+            &vec1(&e["logits_anchor"]),
+            tol(case),
+        );
+        assert_close(
+            &format!("{name} probs_anchor"),
+            &softmax(&logits),
+            &vec1(&e["probs_anchor"]),
+            tol(case),
+        );
     });
 }
 
@@ -219,10 +278,19 @@ fn p_logits_cases() {
         let p0 = softmax(&logits);
         if t == 0 {
             // Anchor convention at its t = 0: the model's x0 prediction itself (Decoder::Direct).
-            for f in ["probs_anchor", "probs_exact", "probs_marginal_posterior_mixture"] {
+            for f in [
+                "probs_anchor",
+                "probs_exact",
+                "probs_marginal_posterior_mixture",
+            ] {
                 assert_close(&format!("{name} {f}"), &p0, &vec1(&e[f]), tol(case));
             }
-            assert_close(&format!("{name} logits"), &logits, &vec1(&e["logits_anchor"]), tol(case));
+            assert_close(
+                &format!("{name} logits"),
+                &logits,
+                &vec1(&e["logits_anchor"]),
+                tol(case),
+            );
             return;
         }
         let mut out = vec![0.0; v];
@@ -231,22 +299,46 @@ fn p_logits_cases() {
             assert!(res.is_err(), "{name}: joint form must be undefined");
         } else {
             res.unwrap();
-            assert_close(&format!("{name} probs_exact"), &out, &vec1(&e["probs_exact"]), tol(case));
+            assert_close(
+                &format!("{name} probs_exact"),
+                &out,
+                &vec1(&e["probs_exact"]),
+                tol(case),
+            );
         }
         let res = p_reverse_mixture(k, t + 1, xt as u32, &p0, &mut ws, &mut out);
         if e["probs_marginal_posterior_mixture"].is_null() {
             assert!(res.is_err(), "{name}: mixture form must be undefined");
         } else {
             res.unwrap();
-            assert_close(&format!("{name} mixture"), &out, &vec1(&e["probs_marginal_posterior_mixture"]), tol(case));
+            assert_close(
+                &format!("{name} mixture"),
+                &out,
+                &vec1(&e["probs_marginal_posterior_mixture"]),
+                tol(case),
+            );
         }
         // Anchor logits: log(Q_t[:, x_t] + ε) + log(p̃ᵀQ̄_{t−1} + ε).
         let c = col(k, false, t + 1, xt);
         let mut m = vec![0.0; v];
         k.cumulative_vecmat(t, &p0, &mut m).unwrap();
-        let la: Vec<f64> = c.iter().zip(&m).map(|(a, b)| (a + EPS).ln() + (b + EPS).ln()).collect();
-        assert_close(&format!("{name} logits_anchor"), &la, &vec1(&e["logits_anchor"]), tol(case));
-        assert_close(&format!("{name} probs_anchor"), &softmax(&la), &vec1(&e["probs_anchor"]), tol(case));
+        let la: Vec<f64> = c
+            .iter()
+            .zip(&m)
+            .map(|(a, b)| (a + EPS).ln() + (b + EPS).ln())
+            .collect();
+        assert_close(
+            &format!("{name} logits_anchor"),
+            &la,
+            &vec1(&e["logits_anchor"]),
+            tol(case),
+        );
+        assert_close(
+            &format!("{name} probs_anchor"),
+            &softmax(&la),
+            &vec1(&e["probs_anchor"]),
+            tol(case),
+        );
     });
 }
 
@@ -262,28 +354,66 @@ fn vb_hybrid_cases() {
         let logits = vec1(&inp["model_x_start_logits"]);
         let v = k.vocab_size();
         let ce = to_bits(x0_cross_entropy(&logits, x0 as u32, None).unwrap());
-        assert_close1(&format!("{name} ce_bits"), ce, num(&e["ce_bits"]), tol(case));
+        assert_close1(
+            &format!("{name} ce_bits"),
+            ce,
+            num(&e["ce_bits"]),
+            tol(case),
+        );
         let want_vb = num(&e["vb_bits"]);
         if t == 0 {
             // Decoder NLL with the model's x0 prediction (Decoder::Direct): exact match.
-            let h = hybrid_loss(k, 1, xt as u32, x0 as u32, &logits, lambda, Decoder::Direct, &mut ws, None)
-                .unwrap();
-            assert_close1(&format!("{name} vb_bits"), to_bits(h.vb), want_vb, tol(case));
-            assert_close1(&format!("{name} hybrid_bits"), to_bits(h.total), num(&e["hybrid_bits"]), tol(case));
+            let h = hybrid_loss(
+                k,
+                1,
+                xt as u32,
+                x0 as u32,
+                &logits,
+                lambda,
+                Decoder::Direct,
+                &mut ws,
+                None,
+            )
+            .unwrap();
+            assert_close1(
+                &format!("{name} vb_bits"),
+                to_bits(h.vb),
+                want_vb,
+                tol(case),
+            );
+            assert_close1(
+                &format!("{name} hybrid_bits"),
+                to_bits(h.total),
+                num(&e["hybrid_bits"]),
+                tol(case),
+            );
             return;
         }
         // Anchor: KL(softmax(true logits) ‖ softmax(model logits)), both with ε = 1e-6 inside
         // the logs; rebuild that value from our kernel to check the conventions exactly.
         let c = col(k, false, t + 1, xt);
         let r = row(k, true, t, x0);
-        let tl: Vec<f64> = c.iter().zip(&r).map(|(a, b)| (a + EPS).ln() + (b + EPS).ln()).collect();
+        let tl: Vec<f64> = c
+            .iter()
+            .zip(&r)
+            .map(|(a, b)| (a + EPS).ln() + (b + EPS).ln())
+            .collect();
         let p0 = softmax(&logits);
         let mut m = vec![0.0; v];
         k.cumulative_vecmat(t, &p0, &mut m).unwrap();
-        let ml: Vec<f64> = c.iter().zip(&m).map(|(a, b)| (a + EPS).ln() + (b + EPS).ln()).collect();
+        let ml: Vec<f64> = c
+            .iter()
+            .zip(&m)
+            .map(|(a, b)| (a + EPS).ln() + (b + EPS).ln())
+            .collect();
         let (qa, pa) = (softmax(&tl), softmax(&ml));
         let anchor_kl: f64 = qa.iter().zip(&pa).map(|(q, p)| q * (q.ln() - p.ln())).sum();
-        assert_close1(&format!("{name} vb_bits (ε convention)"), to_bits(anchor_kl), want_vb, tol(case));
+        assert_close1(
+            &format!("{name} vb_bits (ε convention)"),
+            to_bits(anchor_kl),
+            want_vb,
+            tol(case),
+        );
         assert_close1(
             &format!("{name} hybrid_bits (ε convention)"),
             to_bits(anchor_kl) + lambda * ce,
@@ -297,21 +427,45 @@ fn vb_hybrid_cases() {
             assert!(posterior_kl(k, t + 1, xt as u32, x0 as u32, &logits, &mut ws, None).is_err());
             return;
         }
-        let h = hybrid_loss(k, t + 1, xt as u32, x0 as u32, &logits, lambda, Decoder::Direct, &mut ws, None)
-            .unwrap();
+        let h = hybrid_loss(
+            k,
+            t + 1,
+            xt as u32,
+            x0 as u32,
+            &logits,
+            lambda,
+            Decoder::Direct,
+            &mut ws,
+            None,
+        )
+        .unwrap();
         // Exact reference from dense rows: Σ_j q_j ln(q_j / p_j).
         let pe: Vec<f64> = {
             let u: Vec<f64> = c.iter().zip(&m).map(|(a, b)| a * b).collect();
             let z: f64 = u.iter().sum();
             u.iter().map(|x| x / z).collect()
         };
-        let kl_ref: f64 = q.iter().zip(&pe).filter(|(a, _)| **a > 0.0).map(|(a, b)| a * (a / b).ln()).sum();
+        let kl_ref: f64 = q
+            .iter()
+            .zip(&pe)
+            .filter(|(a, _)| **a > 0.0)
+            .map(|(a, b)| a * (a / b).ln())
+            .sum();
         assert_close1(&format!("{name} exact vb"), h.vb, kl_ref, (1e-12, 1e-10));
         // ε-smoothing moves the anchor by at most ~V·ε·ln(1/ε) nats.
         let bound = 4.0 * v as f64 * EPS * (1.0 / EPS).ln();
         let dev = (h.vb - anchor_kl).abs();
-        assert!(dev < bound, "{name}: exact vb {} vs anchor {anchor_kl} (bound {bound:e})", h.vb);
-        assert_close1(&format!("{name} ce (hybrid)"), to_bits(h.ce), ce, (1e-12, 1e-12));
+        assert!(
+            dev < bound,
+            "{name}: exact vb {} vs anchor {anchor_kl} (bound {bound:e})",
+            h.vb
+        );
+        assert_close1(
+            &format!("{name} ce (hybrid)"),
+            to_bits(h.ce),
+            ce,
+            (1e-12, 1e-12),
+        );
     });
 }
 
@@ -340,7 +494,11 @@ fn text_posterior_and_losses() {
             panic!("unexpected text case {name}");
         };
         let k = k.as_ref();
-        let (t, x0, xs) = (uint(&inp["t"]), uint(&inp["x_start"]), uint(&inp["x_t_plus_1"]));
+        let (t, x0, xs) = (
+            uint(&inp["t"]),
+            uint(&inp["x_start"]),
+            uint(&inp["x_t_plus_1"]),
+        );
         let s = t + 1; // crate step: q(x_{s−1} | x_s, x0)
         let logits = vec1(&inp["model_x0_logits"]);
         let lambda = num(&inp["hybrid_lambda"]);
@@ -348,12 +506,20 @@ fn text_posterior_and_losses() {
         // Smoothed logits (ε = 1e-20), rebuilt from our rows and columns.
         let c = col(k, false, s, xs);
         let r = row(k, true, s - 1, x0);
-        let ql: Vec<f64> = c.iter().zip(&r).map(|(a, b)| (b + 1e-20).ln() + (a + 1e-20).ln()).collect();
+        let ql: Vec<f64> = c
+            .iter()
+            .zip(&r)
+            .map(|(a, b)| (b + 1e-20).ln() + (a + 1e-20).ln())
+            .collect();
         assert_close(&format!("{name} q_logits"), &ql, &vec1(&e["q_logits"]), tl);
         let p0 = softmax(&logits);
         let mut m = vec![0.0; v];
         k.cumulative_vecmat(s - 1, &p0, &mut m).unwrap();
-        let pl: Vec<f64> = c.iter().zip(&m).map(|(a, b): (&f64, &f64)| (b + 1e-20).ln() + (a + 1e-20).ln()).collect();
+        let pl: Vec<f64> = c
+            .iter()
+            .zip(&m)
+            .map(|(a, b): (&f64, &f64)| (b + 1e-20).ln() + (a + 1e-20).ln())
+            .collect();
         assert_close(&format!("{name} p_logits"), &pl, &vec1(&e["p_logits"]), tl);
 
         let mut q = vec![0.0; v];
@@ -367,19 +533,64 @@ fn text_posterior_and_losses() {
         assert_close(&format!("{name} q_probs"), &q, &vec1(&e["q_probs"]), tl);
         let mut p: Vec<f64> = vec![0.0; v];
         p_reverse_joint(k, s, xs as u32, &p0, &mut pws, &mut p).unwrap();
-        assert_close1(&format!("{name} t0_cross_entropy"), -(p[x0] as f64).ln(), num(&e["t0_cross_entropy_nats"]), tl);
+        assert_close1(
+            &format!("{name} t0_cross_entropy"),
+            -(p[x0] as f64).ln(),
+            num(&e["t0_cross_entropy_nats"]),
+            tl,
+        );
         let ce = x0_cross_entropy(&logits, x0 as u32, None).unwrap();
-        assert_close1(&format!("{name} hybrid_cross_entropy"), ce, num(&e["hybrid_cross_entropy_nats"]), tl);
+        assert_close1(
+            &format!("{name} hybrid_cross_entropy"),
+            ce,
+            num(&e["hybrid_cross_entropy_nats"]),
+            tl,
+        );
         let base = if s == 1 {
-            decoder_nll(k, xs as u32, x0 as u32, &logits, Decoder::Joint, &mut ws, None).unwrap()
+            decoder_nll(
+                k,
+                xs as u32,
+                x0 as u32,
+                &logits,
+                Decoder::Joint,
+                &mut ws,
+                None,
+            )
+            .unwrap()
         } else {
             let kl = posterior_kl(k, s, xs as u32, x0 as u32, &logits, &mut ws, None).unwrap();
-            assert_close1(&format!("{name} kl_probs"), kl, num(&e["kl_probs_nats"]), tl);
+            assert_close1(
+                &format!("{name} kl_probs"),
+                kl,
+                num(&e["kl_probs_nats"]),
+                tl,
+            );
             kl
         };
-        assert_close1(&format!("{name} base_loss"), base, num(&e["base_loss_log_space"]), tl);
-        let h = hybrid_loss(k, s, xs as u32, x0 as u32, &logits, lambda, Decoder::Joint, &mut ws, None).unwrap();
-        assert_close1(&format!("{name} loss_log_space"), h.total, num(&e["loss_log_space"]), tl);
+        assert_close1(
+            &format!("{name} base_loss"),
+            base,
+            num(&e["base_loss_log_space"]),
+            tl,
+        );
+        let h = hybrid_loss(
+            k,
+            s,
+            xs as u32,
+            x0 as u32,
+            &logits,
+            lambda,
+            Decoder::Joint,
+            &mut ws,
+            None,
+        )
+        .unwrap();
+        assert_close1(
+            &format!("{name} loss_log_space"),
+            h.total,
+            num(&e["loss_log_space"]),
+            tl,
+        );
         n += 1;
     }
     assert!(n >= 30, "only {n} text posterior cases");

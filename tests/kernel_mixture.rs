@@ -3,6 +3,8 @@
 //! tests over random `V`, `π`, schedules and mask positions, and bad-input tests for every
 //! public entry point.
 
+#![allow(clippy::needless_range_loop)]
+
 #[path = "common/kernel_checks.rs"]
 mod kernel_checks;
 
@@ -53,7 +55,10 @@ fn mask_and_uniform_identities() {
         check_all(&MaskAndUniform::new(6, mask, &betas, &gammas).unwrap(), TOL);
     }
     // K·β + γ = 1 exactly (α = 0).
-    check_all(&MaskAndUniform::new(4, 1, &[0.2, 0.1], &[0.4, 0.7]).unwrap(), TOL);
+    check_all(
+        &MaskAndUniform::new(4, 1, &[0.2, 0.1], &[0.4, 0.7]).unwrap(),
+        TOL,
+    );
 }
 
 #[test]
@@ -181,7 +186,10 @@ fn arb_pi(v: usize) -> impl Strategy<Value = Vec<f64>> {
 }
 
 fn arb_betas() -> impl Strategy<Value = Vec<f64>> {
-    prop::collection::vec(prop_oneof![Just(0.0), Just(1.0), 0.0f64..1.0, 1e-9f64..1e-3], 1..5)
+    prop::collection::vec(
+        prop_oneof![Just(0.0), Just(1.0), 0.0f64..1.0, 1e-9f64..1e-3],
+        1..5,
+    )
 }
 
 proptest! {
@@ -303,7 +311,10 @@ fn bad_inputs_methods() {
         is_err(q_posterior(k, 1, 4, 0, &mut ws, &mut out));
         is_err(q_posterior(k, 1, 0, 4, &mut ws, &mut out));
         is_err(q_posterior(k, 1, 0, 0, &mut ws, &mut short));
-        for f in [p_reverse_joint::<dyn ForwardKernel>, p_reverse_mixture::<dyn ForwardKernel>] {
+        for f in [
+            p_reverse_joint::<dyn ForwardKernel>,
+            p_reverse_mixture::<dyn ForwardKernel>,
+        ] {
             is_err(f(k, 0, 0, &p, &mut ws, &mut out));
             is_err(f(k, 3, 0, &p, &mut ws, &mut out));
             is_err(f(k, 1, 4, &p, &mut ws, &mut out));
@@ -317,7 +328,13 @@ fn bad_inputs_methods() {
         is_err(cumulative_matvec(k, 3, &p, &mut col, &mut out));
         is_err(cumulative_matvec(k, 1, &p[..3], &mut col, &mut out));
         is_err(cumulative_matvec(k, 1, &p, &mut short, &mut out));
-        is_err(cumulative_matvec(k, 1, &[-1.0, 0.0, 0.0, 0.0], &mut col, &mut out));
+        is_err(cumulative_matvec(
+            k,
+            1,
+            &[-1.0, 0.0, 0.0, 0.0],
+            &mut col,
+            &mut out,
+        ));
     }
     // Mixture-specific.
     let m = Mixture::new(vec![0.25; 4], &[0.1]).unwrap();
@@ -337,13 +354,20 @@ fn bad_inputs_methods() {
     is_err(ch.likelihood(0, &mut [0.0; 3]));
     is_err(ch.transition_row(2, &mut [0.0; 2]));
     is_err(ch.transition_row(0, &mut [0.0; 1]));
-    let proc = MixtureProcess::new(pi.to_vec(), Box::new(|t| if t > 0.9 { Ok(1.5) } else { Ok(1.0 - t) }))
-        .unwrap();
+    let proc = MixtureProcess::new(
+        pi.to_vec(),
+        Box::new(|t| if t > 0.9 { Ok(1.5) } else { Ok(1.0 - t) }),
+    )
+    .unwrap();
     is_err(proc.channel(-0.1).map(|_| ()));
     is_err(proc.channel(f64::NAN).map(|_| ()));
     is_err(proc.channel(0.95).map(|_| ()));
     is_err(proc.keep(1.5));
-    let failing = MixtureProcess::new(pi.to_vec(), Box::new(|_| Err(Error::invalid("alpha", "boom")))).unwrap();
+    let failing = MixtureProcess::new(
+        pi.to_vec(),
+        Box::new(|_| Err(Error::invalid("alpha", "boom"))),
+    )
+    .unwrap();
     is_err(failing.channel(0.5).map(|_| ()));
 }
 
@@ -353,9 +377,18 @@ fn infeasible_posteriors_are_zero_probability_errors() {
     let mut ws = PosteriorWorkspace::default();
     let mut out = [0.0; 4];
     // x0 = 0 cannot become 1.
-    assert!(matches!(q_posterior(&k, 2, 1, 0, &mut ws, &mut out), Err(Error::ZeroProbability { .. })));
+    assert!(matches!(
+        q_posterior(&k, 2, 1, 0, &mut ws, &mut out),
+        Err(Error::ZeroProbability { .. })
+    ));
     // A prediction certain of x0 = 0 cannot explain x_t = 1.
     let p0 = [1.0, 0.0, 0.0, 0.0];
-    assert!(matches!(p_reverse_joint(&k, 2, 1, &p0, &mut ws, &mut out), Err(Error::ZeroProbability { .. })));
-    assert!(matches!(p_reverse_mixture(&k, 2, 1, &p0, &mut ws, &mut out), Err(Error::ZeroProbability { .. })));
+    assert!(matches!(
+        p_reverse_joint(&k, 2, 1, &p0, &mut ws, &mut out),
+        Err(Error::ZeroProbability { .. })
+    ));
+    assert!(matches!(
+        p_reverse_mixture(&k, 2, 1, &p0, &mut ws, &mut out),
+        Err(Error::ZeroProbability { .. })
+    ));
 }

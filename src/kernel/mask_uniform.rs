@@ -61,7 +61,9 @@ impl MaskAndUniform {
         if vocab_size < 3 {
             return Err(Error::invalid(
                 "vocab_size",
-                format!("mask-and-uniform needs at least 2 ordinary tokens plus the mask, got V = {vocab_size}"),
+                format!(
+                    "mask-and-uniform needs at least 2 ordinary tokens plus the mask, got V = {vocab_size}"
+                ),
             ));
         }
         validate::token("mask", mask, vocab_size)?;
@@ -82,8 +84,11 @@ impl MaskAndUniform {
             }
         }
         let n = betas.len();
-        let (mut alpha_bar, mut beta_bar, mut gamma_bar) =
-            (Vec::with_capacity(n + 1), Vec::with_capacity(n + 1), Vec::with_capacity(n + 1));
+        let (mut alpha_bar, mut beta_bar, mut gamma_bar) = (
+            Vec::with_capacity(n + 1),
+            Vec::with_capacity(n + 1),
+            Vec::with_capacity(n + 1),
+        );
         alpha_bar.push(1.0);
         beta_bar.push(0.0);
         gamma_bar.push(0.0);
@@ -92,7 +97,7 @@ impl MaskAndUniform {
         for (&b, &g) in betas.iter().zip(gammas) {
             log_nomask += (-g).ln_1p();
             if g < 1.0 {
-                log_ratio += (-(k * b) / (1.0 - g)).min(0.0).max(-1.0).ln_1p();
+                log_ratio += (-(k * b) / (1.0 - g)).clamp(-1.0, 0.0).ln_1p();
             }
             let nomask = log_nomask.exp();
             let gb = -log_nomask.exp_m1();

@@ -18,14 +18,19 @@
 use std::fmt;
 
 use crate::error::{Error, Result};
-use crate::kernel::{Channel, ForwardKernel, NoiseProcess, check_state_out, check_step, check_vec_out};
+use crate::kernel::{
+    Channel, ForwardKernel, NoiseProcess, check_state_out, check_step, check_vec_out,
+};
 use crate::validate;
 
 /// Validate a D3PM step schedule `β_1..β_T`: at least one step, every entry a finite
 /// probability in `[0, 1]`.
 pub(crate) fn validate_betas(arg: &'static str, betas: &[f64]) -> Result<()> {
     if betas.is_empty() {
-        return Err(Error::invalid(arg, "the schedule needs at least one step (T ≥ 1)"));
+        return Err(Error::invalid(
+            arg,
+            "the schedule needs at least one step (T ≥ 1)",
+        ));
     }
     for (i, &b) in betas.iter().enumerate() {
         if !b.is_finite() {
@@ -38,7 +43,10 @@ pub(crate) fn validate_betas(arg: &'static str, betas: &[f64]) -> Result<()> {
         if !(0.0..=1.0).contains(&b) {
             return Err(Error::invalid(
                 arg,
-                format!("β_{} = {b} (index {i}) is not a probability in [0, 1]", i + 1),
+                format!(
+                    "β_{} = {b} (index {i}) is not a probability in [0, 1]",
+                    i + 1
+                ),
             ));
         }
     }
@@ -248,7 +256,12 @@ macro_rules! delegate_mixture_kernel {
             fn cumulative_col(&self, t: usize, y: u32, out: &mut [f64]) -> $crate::Result<()> {
                 self.$field.cumulative_col(t, y, out)
             }
-            fn cumulative_vecmat(&self, t: usize, p: &[f64], out: &mut [f64]) -> $crate::Result<()> {
+            fn cumulative_vecmat(
+                &self,
+                t: usize,
+                p: &[f64],
+                out: &mut [f64],
+            ) -> $crate::Result<()> {
                 self.$field.cumulative_vecmat(t, p, out)
             }
             fn step_vecmat(&self, t: usize, p: &[f64], out: &mut [f64]) -> $crate::Result<()> {
@@ -271,10 +284,10 @@ pub(crate) use delegate_mixture_kernel;
 /// use discrete_diffusion::kernel::mixture::MixtureChannel;
 ///
 /// let pi = [0.0, 0.0, 1.0]; // absorb into state 2
-/// let ch = MixtureChannel::new(&pi, 0.7).unwrap();
+/// let ch = MixtureChannel::new(&pi, 0.75).unwrap();
 /// let mut lik = [0.0; 3];
 /// ch.likelihood(2, &mut lik).unwrap(); // q(x_t = mask | x_0 = v)
-/// assert_eq!(lik, [0.3, 0.3, 1.0]);
+/// assert_eq!(lik, [0.25, 0.25, 1.0]);
 /// ```
 #[derive(Debug, Clone, Copy)]
 pub struct MixtureChannel<'a> {
@@ -389,10 +402,7 @@ impl NoiseProcess for MixtureProcess {
 
     fn channel(&self, t: f64) -> Result<Box<dyn Channel + '_>> {
         let keep = self.keep(t)?;
-        Ok(Box::new(MixtureChannel {
-            pi: &self.pi,
-            keep,
-        }))
+        Ok(Box::new(MixtureChannel { pi: &self.pi, keep }))
     }
 }
 
@@ -404,7 +414,8 @@ mod tests {
     fn cumulative_keep_is_accurate_for_tiny_betas() {
         let betas = vec![1e-12; 10];
         let (keep, flip) = cumulative_keep(&betas);
-        assert!((flip[10] - 1e-11).abs() < 1e-24);
+        // 1 − (1 − ε)^10 = 10ε − 45ε² + O(ε³).
+        assert!((flip[10] - (1e-11 - 45e-24)).abs() < 1e-26);
         assert!((keep[10] - (1.0 - 1e-11)).abs() < 1e-16);
         let (keep, flip) = cumulative_keep(&[0.5, 1.0, 0.3]);
         assert_eq!((keep[2], flip[2], keep[3], flip[3]), (0.0, 1.0, 0.0, 1.0));
@@ -417,10 +428,10 @@ mod tests {
         let mut out = [0.0; 3];
         k.cumulative_matvec(2, &r, &mut out).unwrap();
         let mut row = [0.0; 3];
-        for i in 0..3 {
+        for (i, o) in out.iter().enumerate() {
             k.cumulative_row(2, i as u32, &mut row).unwrap();
             let want: f64 = row.iter().zip(&r).map(|(a, b)| a * b).sum();
-            assert!((out[i] - want).abs() < 1e-15);
+            assert!((o - want).abs() < 1e-15);
         }
     }
 }

@@ -44,7 +44,7 @@ impl PosteriorWorkspace {
 /// Normalise `out` in place by its sum; `Err(ZeroProbability)` when the sum is 0.
 fn normalise(out: &mut [f64], what: impl FnOnce() -> String) -> Result<f64> {
     let z: f64 = out.iter().sum();
-    if !(z > 0.0) || !z.is_finite() {
+    if z <= 0.0 || !z.is_finite() {
         return Err(Error::ZeroProbability { what: what() });
     }
     let inv = 1.0 / z;
@@ -93,7 +93,9 @@ pub fn q_posterior<K: ForwardKernel + ?Sized>(
     kernel.step_col(t, x_t, col)?;
     out.iter_mut().zip(col.iter()).for_each(|(o, c)| *o *= c);
     normalise(out, || {
-        format!("q(x_t = {x_t} | x_0 = {x0}) = 0 at step {t}: the posterior q(x_{{t−1}} | x_t, x_0) is undefined")
+        format!(
+            "q(x_t = {x_t} | x_0 = {x0}) = 0 at step {t}: the posterior q(x_{{t−1}} | x_t, x_0) is undefined"
+        )
     })?;
     Ok(())
 }
@@ -184,7 +186,7 @@ pub fn p_reverse_mixture<K: ForwardKernel + ?Sized>(
             *ui = 0.0;
         }
     }
-    if !(mass > 0.0) {
+    if mass <= 0.0 || mass.is_nan() {
         return Err(Error::ZeroProbability {
             what: format!(
                 "the predicted p(x_0) puts no mass on clean tokens that can reach x_t = {x_t} at step {t}"
@@ -222,7 +224,9 @@ pub fn cumulative_matvec<K: ForwardKernel + ?Sized>(
             continue;
         }
         kernel.cumulative_col(t, j as u32, col)?;
-        out.iter_mut().zip(col.iter()).for_each(|(o, c)| *o += c * rj);
+        out.iter_mut()
+            .zip(col.iter())
+            .for_each(|(o, c)| *o += c * rj);
     }
     Ok(())
 }

@@ -17,9 +17,9 @@
 use num_traits::Float;
 
 use crate::error::{Error, Result};
-use crate::kernel::posterior::{PosteriorWorkspace, cumulative_matvec, q_posterior};
 #[cfg(doc)]
 use crate::kernel::posterior::p_reverse_joint;
+use crate::kernel::posterior::{PosteriorWorkspace, cumulative_matvec, q_posterior};
 use crate::kernel::{ForwardKernel, check_step};
 use crate::validate;
 
@@ -63,7 +63,13 @@ impl D3pmWorkspace {
     }
 
     fn resize(&mut self, v: usize) {
-        for b in [&mut self.p0, &mut self.q, &mut self.m, &mut self.c, &mut self.s] {
+        for b in [
+            &mut self.p0,
+            &mut self.q,
+            &mut self.m,
+            &mut self.c,
+            &mut self.s,
+        ] {
             if b.len() != v {
                 b.resize(v, 0.0);
             }
@@ -166,7 +172,7 @@ pub fn posterior_kl<K: ForwardKernel + ?Sized, F: Float>(
     x0: u32,
     logits: &[F],
     ws: &mut D3pmWorkspace,
-    mut grad: Option<&mut [F]>,
+    grad: Option<&mut [F]>,
 ) -> Result<f64> {
     let v = kernel.vocab_size();
     if t < 2 {
@@ -190,7 +196,7 @@ pub fn posterior_kl<K: ForwardKernel + ?Sized, F: Float>(
         let q = ws.q[j];
         if q > 0.0 {
             let pm = ws.c[j] * ws.m[j];
-            if !(pm > 0.0) || !(z > 0.0) {
+            if pm <= 0.0 || z <= 0.0 || pm.is_nan() || z.is_nan() {
                 return Err(Error::Numerical {
                     what: "D3PM L_{t−1}",
                     reason: format!(
@@ -201,10 +207,14 @@ pub fn posterior_kl<K: ForwardKernel + ?Sized, F: Float>(
             kl += q * (q * z / pm).ln();
         }
     }
-    if let Some(g) = grad.as_deref_mut() {
+    if let Some(g) = grad {
         // r = q / m on supp q (m > 0 there, checked above).
         for j in 0..v {
-            ws.m[j] = if ws.q[j] > 0.0 { ws.q[j] / ws.m[j] } else { 0.0 };
+            ws.m[j] = if ws.q[j] > 0.0 {
+                ws.q[j] / ws.m[j]
+            } else {
+                0.0
+            };
         }
         let (col, _) = ws.post.buffers(v);
         cumulative_matvec(kernel, t - 1, &ws.m, col, &mut ws.s)?;
@@ -251,7 +261,7 @@ pub fn decoder_nll<K: ForwardKernel + ?Sized, F: Float>(
         Decoder::Joint => {
             kernel.step_col(1, x1, &mut ws.c)?;
             let c0 = ws.c[x0 as usize];
-            if !(c0 > 0.0) {
+            if c0 <= 0.0 || c0.is_nan() {
                 return Err(Error::ZeroProbability {
                     what: format!("q(x_1 = {x1} | x_0 = {x0}) = 0: L_0 is undefined"),
                 });
@@ -261,7 +271,7 @@ pub fn decoder_nll<K: ForwardKernel + ?Sized, F: Float>(
                 *p *= c;
                 z += *p;
             }
-            if !(z > 0.0) {
+            if z <= 0.0 || z.is_nan() {
                 return Err(Error::Numerical {
                     what: "D3PM L_0",
                     reason: "the joint-form decoder's normaliser underflowed".into(),
@@ -341,7 +351,10 @@ pub fn hybrid_loss<K: ForwardKernel + ?Sized, F: Float>(
 ) -> Result<HybridLoss> {
     validate::finite("lambda", lambda)?;
     if lambda < 0.0 {
-        return Err(Error::invalid("lambda", format!("λ = {lambda} must be ≥ 0")));
+        return Err(Error::invalid(
+            "lambda",
+            format!("λ = {lambda} must be ≥ 0"),
+        ));
     }
     let v = kernel.vocab_size();
     check_grad(&grad, v)?;

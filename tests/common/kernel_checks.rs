@@ -4,7 +4,7 @@
 //! `#[path = "common/kernel_checks.rs"] mod kernel_checks;` and call [`check_all`] (or the
 //! individual checks) on small kernels (`V ≲ 64`, dense products are O(T·V³)).
 //! Every check panics with a message naming the identity, step and indices on failure.
-#![allow(dead_code)]
+#![allow(dead_code, clippy::needless_range_loop)]
 
 use discrete_diffusion::kernel::ForwardKernel;
 use discrete_diffusion::kernel::posterior::{
@@ -86,21 +86,37 @@ pub fn check_rows_stochastic(k: &dyn ForwardKernel, tol: f64) {
         for (name, m) in mats {
             for (x, row) in m.iter().enumerate() {
                 for (j, &e) in row.iter().enumerate() {
-                    assert!(e.is_finite() && e >= -tol, "{name}_{t}[{x},{j}] = {e} is negative");
+                    assert!(
+                        e.is_finite() && e >= -tol,
+                        "{name}_{t}[{x},{j}] = {e} is negative"
+                    );
                 }
-                assert_near(&format!("Σ_j {name}_{t}[{x},j]"), row.iter().sum(), 1.0, tol);
+                assert_near(
+                    &format!("Σ_j {name}_{t}[{x},j]"),
+                    row.iter().sum(),
+                    1.0,
+                    tol,
+                );
             }
         }
     }
     let id = dense_cumulative(k, 0);
     for i in 0..v {
         for j in 0..v {
-            assert_near(&format!("Q̄_0[{i},{j}]"), id[i][j], (i == j) as u8 as f64, tol);
+            assert_near(
+                &format!("Q̄_0[{i},{j}]"),
+                id[i][j],
+                (i == j) as u8 as f64,
+                tol,
+            );
         }
     }
     let mut pi = vec![0.0; v];
     k.stationary(&mut pi).unwrap();
-    assert!(pi.iter().all(|&p| p >= 0.0), "stationary has a negative entry");
+    assert!(
+        pi.iter().all(|&p| p >= 0.0),
+        "stationary has a negative entry"
+    );
     assert_near("Σ stationary", pi.iter().sum(), 1.0, tol);
 }
 
@@ -172,18 +188,31 @@ pub fn check_posterior(k: &dyn ForwardKernel, tol: f64) {
             for xt in 0..v {
                 let res = q_posterior(k, t, xt as u32, x0 as u32, &mut ws, &mut out);
                 if cum[x0][xt] == 0.0 {
-                    assert!(res.is_err(), "q_posterior t={t} x0={x0} xt={xt} must be infeasible");
+                    assert!(
+                        res.is_err(),
+                        "q_posterior t={t} x0={x0} xt={xt} must be infeasible"
+                    );
                     continue;
                 }
                 res.unwrap();
                 for j in 0..v {
                     let want = prev[x0][j] * step[j][xt] / cum[x0][xt];
-                    assert_near(&format!("q(x_{{t−1}}={j}|x_t={xt},x0={x0}) t={t}"), out[j], want, tol);
+                    assert_near(
+                        &format!("q(x_{{t−1}}={j}|x_t={xt},x0={x0}) t={t}"),
+                        out[j],
+                        want,
+                        tol,
+                    );
                     marg[j] += cum[x0][xt] * out[j];
                 }
             }
             for j in 0..v {
-                assert_near(&format!("Σ_xt q(xt|x0) q(x_{{t−1}}={j}|xt,x0) t={t} x0={x0}"), marg[j], prev[x0][j], tol);
+                assert_near(
+                    &format!("Σ_xt q(xt|x0) q(x_{{t−1}}={j}|xt,x0) t={t} x0={x0}"),
+                    marg[j],
+                    prev[x0][j],
+                    tol,
+                );
             }
         }
     }
@@ -204,8 +233,9 @@ pub fn check_reverse_forms(k: &dyn ForwardKernel, tol: f64) {
         let cum = dense_cumulative(k, t);
         for xt in 0..v {
             // Joint: Σ_x0 p̃(x0) Q̄_{t−1}(x0, j) Q_t(j, xt), normalised.
-            let mut joint: Vec<f64> =
-                (0..v).map(|j| (0..v).map(|x0| p0[x0] * prev[x0][j]).sum::<f64>() * step[j][xt]).collect();
+            let mut joint: Vec<f64> = (0..v)
+                .map(|j| (0..v).map(|x0| p0[x0] * prev[x0][j]).sum::<f64>() * step[j][xt])
+                .collect();
             let z: f64 = joint.iter().sum();
             let res = p_reverse_joint(k, t, xt as u32, &p0, &mut ws, &mut out);
             if z == 0.0 {
@@ -214,11 +244,19 @@ pub fn check_reverse_forms(k: &dyn ForwardKernel, tol: f64) {
                 res.unwrap();
                 joint.iter_mut().for_each(|x| *x /= z);
                 for j in 0..v {
-                    assert_near(&format!("p_joint t={t} xt={xt} [{j}]"), out[j], joint[j], tol);
+                    assert_near(
+                        &format!("p_joint t={t} xt={xt} [{j}]"),
+                        out[j],
+                        joint[j],
+                        tol,
+                    );
                 }
             }
             // Mixture: Σ_{x0 feasible} w(x0) q(x_{t−1} | xt, x0).
-            let mass: f64 = (0..v).filter(|&x0| cum[x0][xt] > 0.0).map(|x0| p0[x0]).sum();
+            let mass: f64 = (0..v)
+                .filter(|&x0| cum[x0][xt] > 0.0)
+                .map(|x0| p0[x0])
+                .sum();
             let res = p_reverse_mixture(k, t, xt as u32, &p0, &mut ws, &mut out);
             if mass == 0.0 {
                 assert!(res.is_err(), "p_reverse_mixture t={t} xt={xt} must fail");
