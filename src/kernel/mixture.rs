@@ -44,7 +44,7 @@ pub(crate) fn validate_betas(arg: &'static str, betas: &[f64]) -> Result<()> {
             return Err(Error::invalid(
                 arg,
                 format!(
-                    "β_{} = {b} (index {i}) is not a probability in [0, 1]",
+                    "{arg}[{i}] = {b} (step {}) is not a probability in [0, 1]",
                     i + 1
                 ),
             ));
