@@ -415,6 +415,115 @@ fn bayes_rule_by_brute_force() {
     }
 }
 
+#[test]
+fn loo_and_concrete_score_match_enumeration() {
+    let (v, mask) = (4usize, 1u32);
+    let mut checked = 0usize;
+    for k in 0..=2usize {
+        for len in k.max(1)..=4 {
+            let chain = random_chain(200 + (k * 10 + len) as u64, v, mask, k, len);
+            let en = EnumerationOracle::from_oracle(&chain).unwrap();
+            for (name, ch) in all_channels(v, mask) {
+                let pt = en.marginal_xt(ch.as_ref()).unwrap();
+                let states = all_sequences(v, len);
+                let step = (states.len() / 30).max(1);
+                for xt in states.iter().step_by(step) {
+                    let mut lm = Array2::zeros((len, v));
+                    let mut le = Array2::zeros((len, v));
+                    let rm = chain.posterior_x0_loo(xt, ch.as_ref(), lm.view_mut());
+                    let re = en.posterior_x0_loo(xt, ch.as_ref(), le.view_mut());
+                    let mut sm = Array2::zeros((len, v));
+                    let mut se = Array2::zeros((len, v));
+                    let sm_r = chain.concrete_score(xt, ch.as_ref(), sm.view_mut());
+                    let se_r = en.concrete_score(xt, ch.as_ref(), se.view_mut());
+                    let idx = en.index(xt).unwrap();
+                    if pt[idx] == 0.0 {
+                        for r in [rm, re, sm_r, se_r] {
+                            assert!(matches!(r, Err(Error::ZeroProbability { .. })), "{name}");
+                        }
+                        continue;
+                    }
+                    rm.unwrap();
+                    re.unwrap();
+                    sm_r.unwrap();
+                    se_r.unwrap();
+                    let d = max_abs_diff(&lm, &le);
+                    assert!(d < 1e-12, "{name} k={k} L={len} {xt:?}: loo {d}");
+                    // Bayes: p(x0^i | x_t) ∝ p(x0^i | x_t^{−i}) q(x_t^i | x0^i).
+                    let post = posterior(&chain, xt, ch.as_ref()).unwrap();
+                    let mut e = vec![0.0; v];
+                    for i in 0..len {
+                        ch.likelihood(xt[i], &mut e).unwrap();
+                        let z: f64 = (0..v).map(|u| lm[[i, u]] * e[u]).sum();
+                        for u in 0..v {
+                            assert!((post[[i, u]] - lm[[i, u]] * e[u] / z).abs() < 1e-12);
+                        }
+                    }
+                    // Concrete score ≡ ratios of the enumerated marginal.
+                    for i in 0..len {
+                        for y in 0..v {
+                            let mut z = xt.clone();
+                            z[i] = y as u32;
+                            let want = pt[en.index(&z).unwrap()] / pt[idx];
+                            for got in [sm[[i, y]], se[[i, y]]] {
+                                assert!(
+                                    (got - want).abs() <= 1e-10 * want.max(1.0),
+                                    "{name} k={k} {xt:?} i={i} y={y}: {got} vs {want}"
+                                );
+                            }
+                        }
+                        assert_eq!(sm[[i, xt[i] as usize]], 1.0);
+                    }
+                    checked += 1;
+                }
+            }
+        }
+    }
+    assert!(checked > 300, "only {checked} comparisons");
+}
+
+#[test]
+fn posterior_sampling_is_exact_in_distribution() {
+    let (v, mask, len) = (3usize, 2u32, 4usize);
+    let n = 30_000usize;
+    for k in [0usize, 1, 2] {
+        let chain = random_chain(300 + k as u64, v, mask, k, len);
+        let en = EnumerationOracle::from_oracle(&chain).unwrap();
+        let x0 = chain.sample_x0(&mut rng(301, 0));
+        let cases: Vec<(Box<dyn Channel>, Vec<u32>)> = vec![
+            (
+                Box::new(AbsorbingLike { v, mask, a: 0.5 }),
+                vec![x0[0], mask, x0[2], mask],
+            ),
+            (Box::new(UniformLike { v, a: 0.3 }), vec![0, 2, 1, 0]),
+            (Box::new(BandedGaussian::new(v, 1.0, 1)), vec![1, 0, 2, 1]),
+        ];
+        for (ch, xt) in &cases {
+            // Exact joint posterior over all V^L clean sequences.
+            let seqs = all_sequences(v, len);
+            let mut e = vec![0.0; v];
+            let mut want: Vec<f64> = en.probs().to_vec();
+            for (w, x) in want.iter_mut().zip(&seqs) {
+                for i in 0..len {
+                    ch.likelihood(xt[i], &mut e).unwrap();
+                    *w *= e[x[i] as usize];
+                }
+            }
+            let z: f64 = want.iter().sum();
+            want.iter_mut().for_each(|w| *w /= z);
+            for o in [&chain as &dyn ExactPosterior, &en] {
+                let mut counts = vec![0.0; want.len()];
+                for s in 0..n {
+                    let mut r = rng(302, s as u64);
+                    let x = o.sample_x0_given_xt(xt, ch.as_ref(), &mut r).unwrap();
+                    counts[en.index(&x).unwrap()] += 1.0;
+                }
+                chi_square_check(&counts, &want, n as f64, 1e-4);
+            }
+        }
+    }
+}
+
 // ---------------------------------------------------------------------------------------
 // Long sequences.
 
@@ -467,6 +576,24 @@ fn long_sequence_is_finite_and_exact() {
         let lp = chain.log_prob_xt(&xt, ch.as_ref()).unwrap();
         assert!(lp.is_finite() && lp < 0.0, "{name}: {lp}");
     }
+
+    // Posterior sampling on the long sequence respects the observations exactly.
+    let mut xt = x0.clone();
+    for i in (0..len).step_by(2) {
+        xt[i] = mask;
+    }
+    let ch = AbsorbingLike { v, mask, a: 0.5 };
+    let draw = chain.sample_x0_given_xt(&xt, &ch, &mut rng(24, 0)).unwrap();
+    assert!(chain.log_prob_x0(&draw).unwrap().is_finite());
+    for i in 0..len {
+        assert_ne!(draw[i], mask);
+        if xt[i] != mask {
+            assert_eq!(draw[i], xt[i]);
+        }
+    }
+    let mut score = Array2::zeros((len, v));
+    chain.concrete_score(&xt, &ch, score.view_mut()).unwrap();
+    assert!(score.iter().all(|s| s.is_finite() && *s >= 0.0));
 
     // Short-window check: under absorbing noise, k = 2 consecutive unmasked tokens on each
     // side make the window conditionally independent of the rest (Markov property), so the
@@ -806,6 +933,36 @@ fn common_bad_posterior_inputs(o: &dyn ExactPosterior) {
         Err(Error::Shape { .. })
     ));
     assert!(o.posterior_x0(&[0, 1], &ch, out.view_mut()).is_ok());
+    // Leave-one-out, concrete score and posterior sampling validate the same way.
+    let mut r = rng(0, 0);
+    let bad_ch = BrokenChannel {
+        v: 2,
+        value: f64::NAN,
+    };
+    let other_v = UniformLike { v: 3, a: 0.5 };
+    assert!(o.posterior_x0_loo(&[0], &ch, out.view_mut()).is_err());
+    assert!(o.posterior_x0_loo(&[0, 2], &ch, out.view_mut()).is_err());
+    assert!(
+        o.posterior_x0_loo(&[0, 1], &other_v, out.view_mut())
+            .is_err()
+    );
+    assert!(
+        o.posterior_x0_loo(&[0, 1], &bad_ch, out.view_mut())
+            .is_err()
+    );
+    assert!(o.posterior_x0_loo(&[0, 1], &ch, wrong.view_mut()).is_err());
+    assert!(o.concrete_score(&[0], &ch, out.view_mut()).is_err());
+    assert!(o.concrete_score(&[0, 2], &ch, out.view_mut()).is_err());
+    assert!(o.concrete_score(&[0, 1], &other_v, out.view_mut()).is_err());
+    assert!(o.concrete_score(&[0, 1], &bad_ch, out.view_mut()).is_err());
+    assert!(o.concrete_score(&[0, 1], &ch, wrong.view_mut()).is_err());
+    assert!(o.sample_x0_given_xt(&[0], &ch, &mut r).is_err());
+    assert!(o.sample_x0_given_xt(&[0, 2], &ch, &mut r).is_err());
+    assert!(o.sample_x0_given_xt(&[0, 1], &other_v, &mut r).is_err());
+    assert!(o.sample_x0_given_xt(&[0, 1], &bad_ch, &mut r).is_err());
+    assert!(o.posterior_x0_loo(&[0, 1], &ch, out.view_mut()).is_ok());
+    assert!(o.concrete_score(&[0, 1], &ch, out.view_mut()).is_ok());
+    assert!(o.sample_x0_given_xt(&[0, 1], &ch, &mut r).is_ok());
 }
 
 #[test]

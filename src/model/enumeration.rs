@@ -13,7 +13,7 @@
 
 use ndarray::ArrayViewMut2;
 
-use super::oracle::{ExactPosterior, check_posterior_out, emissions, zero_evidence};
+use super::oracle::{ExactPosterior, check_posterior_out, emissions, inverse_cdf, zero_evidence};
 use crate::error::{Error, Result};
 use crate::kernel::Channel;
 use crate::rng::CounterRng;
@@ -199,6 +199,32 @@ impl EnumerationOracle {
         Ok(cur)
     }
 
+    /// Leave-one-out weights `p(x) Π_{j ≠ i} e_j(x_j)` summed into `out[i, x_i]` (prefix and
+    /// suffix products, `O(L·V^L)`), returning the full total `Σ_x p(x) Π_j e_j(x_j)`.
+    fn accumulate_loo(&self, e: &[f64], out: &mut ArrayViewMut2<'_, f64>) -> f64 {
+        let (v, l) = (self.vocab, self.len);
+        let mut x = vec![0u32; l];
+        let mut prefix = vec![1.0; l + 1];
+        let mut suffix = vec![1.0; l + 1];
+        let mut total = 0.0;
+        for (idx, &p) in self.probs.iter().enumerate() {
+            if p == 0.0 {
+                continue;
+            }
+            sequence_into(idx, v, &mut x);
+            for i in 0..l {
+                prefix[i + 1] = prefix[i] * e[i * v + x[i] as usize];
+                let j = l - 1 - i;
+                suffix[j] = suffix[j + 1] * e[j * v + x[j] as usize];
+            }
+            total += p * prefix[l];
+            for (i, &xi) in x.iter().enumerate() {
+                out[[i, xi as usize]] += p * prefix[i] * suffix[i + 1];
+            }
+        }
+        total
+    }
+
     /// Unnormalised posterior weights `w(x) = p(x) Π_i e_i(x_i)` summed into `out[i, x_i]`,
     /// returning `(Σ_x w(x), log-scale of the emissions)`.
     fn accumulate(
@@ -272,6 +298,63 @@ impl ExactPosterior for EnumerationOracle {
         }
         out.mapv_inplace(|p| p / total);
         Ok(())
+    }
+
+    /// `p(x_0^i = v | x_t^{−i})` by direct summation with the emission at `i` left out.
+    fn posterior_x0_loo(
+        &self,
+        xt: &[u32],
+        channel: &dyn Channel,
+        mut out: ArrayViewMut2<'_, f64>,
+    ) -> Result<()> {
+        check_posterior_out(&out, self.len, self.vocab)?;
+        let em = emissions(xt, channel, self.len, self.vocab)?;
+        out.fill(0.0);
+        let total = if em.impossible() {
+            0.0
+        } else {
+            self.accumulate_loo(&em.e, &mut out)
+        };
+        if total <= 0.0 {
+            out.fill(0.0);
+            return Err(zero_evidence());
+        }
+        for mut row in out.rows_mut() {
+            let z = row.sum();
+            row.mapv_inplace(|p| p / z);
+        }
+        Ok(())
+    }
+
+    /// One inverse-CDF draw over the `V^L` posterior weights `p(x) Π_i q(x_t^i | x_i)`.
+    fn sample_x0_given_xt(
+        &self,
+        xt: &[u32],
+        channel: &dyn Channel,
+        rng: &mut CounterRng,
+    ) -> Result<Vec<u32>> {
+        let (v, l) = (self.vocab, self.len);
+        let em = emissions(xt, channel, l, v)?;
+        if em.impossible() {
+            return Err(zero_evidence());
+        }
+        let mut x = vec![0u32; l];
+        let mut w = vec![0.0; self.probs.len()];
+        for (idx, (&p, wi)) in self.probs.iter().zip(w.iter_mut()).enumerate() {
+            if p == 0.0 {
+                continue;
+            }
+            sequence_into(idx, v, &mut x);
+            *wi = x
+                .iter()
+                .enumerate()
+                .fold(p, |acc, (i, &xi)| acc * em.e[i * v + xi as usize]);
+        }
+        if w.iter().all(|&p| p == 0.0) {
+            return Err(zero_evidence());
+        }
+        sequence_into(inverse_cdf(&w, rng.uniform()), v, &mut x);
+        Ok(x)
     }
 
     /// One uniform `u`, then the first sequence whose cumulative mass exceeds `u · Σ p`.

@@ -43,6 +43,14 @@
 //! posterior is `p(x_0^i = v | x_t) = Σ_{last(h) = v} γ_i(h)` for `i ≥ k−1`, and
 //! `Σ_{digit_i(h) = v} γ_{k−1}(h)` for `i < k−1`.
 //!
+//! **Leave-one-out** (for the concrete score): the emission at `i` is dropped from position
+//! `i`'s marginal, `p(x_0^i = v | x_t^{−i}) ∝ Σ_{last(h) = v} [Σ_{h' → h} α̂_{i−1}(h')
+//! P(h', v)] β̂_i(h)` for `i ≥ k`, and the initial weights omit `e_i` for `i < k`.
+//!
+//! **Forward filtering, backward sampling** (exact joint draws from `p(x_0 | x_t)`):
+//! `h_{L−1} ~ α̂_{L−1}`, then `h_{i−1} ∝ α̂_{i−1}(h_{i−1}) P(h_{i−1}, last(h_i))` over the `V`
+//! predecessors of `h_i`.
+//!
 //! Each emission row is first divided by its maximum `m_i` (adding `Σ ln m_i` to the
 //! log-likelihood), and the `α̂` are renormalised at every step, so nothing underflows for
 //! `L` in the thousands. Cost `O(L·V^{k+1})` time and `O(L·V^k)` memory.
@@ -290,64 +298,65 @@ impl MarkovChainOracle {
         &self.transition
     }
 
-    /// Scaled forward–backward over emissions `e` (`[L, V]`, rows scaled to max 1).
-    /// Returns `Σ_i ln c_i` (`-inf` if `x_t` is impossible) and, if `out` is given, writes
-    /// the token posteriors there (left all-zero when impossible).
-    fn forward_backward(&self, e: &[f64], out: Option<&mut ArrayViewMut2<'_, f64>>) -> f64 {
-        let (v, k, l) = (self.vocab, self.order, self.len);
-        let p = &self.transition;
-        if k == 0 {
-            let pi = &p[..v];
-            let mut ll = 0.0;
-            let mut rows = Vec::with_capacity(if out.is_some() { l * v } else { 0 });
-            for ei in e.chunks_exact(v) {
-                let c: f64 = pi.iter().zip(ei).map(|(a, b)| a * b).sum();
-                if c <= 0.0 {
-                    return f64::NEG_INFINITY;
-                }
-                ll += c.ln();
-                if out.is_some() {
-                    rows.extend(pi.iter().zip(ei).map(|(a, b)| a * b / c));
-                }
-            }
-            if let Some(o) = out {
-                o.iter_mut().zip(&rows).for_each(|(d, &s)| *d = s);
-            }
-            return ll;
-        }
-        let s = self.initial.len();
-        let r = s / v;
-        let n = l - k + 1;
-        let mut alpha = vec![0.0; n * s];
-        let mut c = vec![0.0; n];
-        for (h, a) in alpha[..s].iter_mut().enumerate() {
+    /// `r = V^{k−1}` (1 for `k = 0`): the successor of context `h` on token `u` is
+    /// `(h mod r)·V + u`, and the predecessors of `h'` are `a·r + ⌊h'/V⌋`, `a ∈ 0..V`.
+    fn shift(&self) -> usize {
+        (self.initial.len() / self.vocab).max(1)
+    }
+
+    /// `α̃_{k−1}(h) = π(h) Π_{j<k, j ≠ skip} e_j(digit_j(h))` into `out` (length `V^k`).
+    fn initial_weights(&self, e: &[f64], skip: Option<usize>, out: &mut [f64]) {
+        let (v, k) = (self.vocab, self.order);
+        for (h, a) in out.iter_mut().enumerate() {
             let mut w = self.initial[h];
             let mut rem = h;
             for j in (0..k).rev() {
                 if w == 0.0 {
                     break;
                 }
-                w *= e[j * v + rem % v];
+                if skip != Some(j) {
+                    w *= e[j * v + rem % v];
+                }
                 rem /= v;
             }
             *a = w;
         }
+    }
+
+    /// The prediction step `out(h') = Σ_{h → h'} alpha(h) P(h, last(h'))`.
+    fn predict(&self, alpha: &[f64], out: &mut [f64]) {
+        let v = self.vocab;
+        let r = self.shift();
+        out.iter_mut().for_each(|x| *x = 0.0);
+        for (h, &a) in alpha.iter().enumerate() {
+            if a == 0.0 {
+                continue;
+            }
+            let base = (h % r) * v;
+            out[base..base + v]
+                .iter_mut()
+                .zip(&self.transition[h * v..(h + 1) * v])
+                .for_each(|(d, &q)| *d += a * q);
+        }
+    }
+
+    /// Scaled forward pass (`k ≥ 1`) over emissions `e` (`[L, V]`, rows scaled to max 1):
+    /// `α̂_m` for the hidden positions `m = 0..n`, `n = L − k + 1` (token `i = k − 1 + m`),
+    /// and the scales `c_m`. `None` when some `c_m = 0`, i.e. `p_t(x_t) = 0`.
+    fn forward(&self, e: &[f64]) -> Option<Forward> {
+        let (v, k, l) = (self.vocab, self.order, self.len);
+        debug_assert!(k >= 1);
+        let s = self.initial.len();
+        let n = l - k + 1;
+        let mut alpha = vec![0.0; n * s];
+        let mut c = vec![0.0; n];
+        self.initial_weights(e, None, &mut alpha[..s]);
         for m in 0..n {
             if m > 0 {
-                let i = k - 1 + m;
                 let (prev, cur) = alpha.split_at_mut(m * s);
-                let prev = &prev[(m - 1) * s..];
                 let cur = &mut cur[..s];
-                for (h, &a) in prev.iter().enumerate() {
-                    if a == 0.0 {
-                        continue;
-                    }
-                    let base = (h % r) * v;
-                    let dst = &mut cur[base..base + v];
-                    dst.iter_mut()
-                        .zip(&p[h * v..(h + 1) * v])
-                        .for_each(|(d, &q)| *d += a * q);
-                }
+                self.predict(&prev[(m - 1) * s..], cur);
+                let i = k - 1 + m;
                 let ei = &e[i * v..(i + 1) * v];
                 for (h, a) in cur.iter_mut().enumerate() {
                     *a *= ei[h % v];
@@ -356,61 +365,130 @@ impl MarkovChainOracle {
             let cur = &mut alpha[m * s..(m + 1) * s];
             let total: f64 = cur.iter().sum();
             if total <= 0.0 || !total.is_finite() {
-                return f64::NEG_INFINITY;
+                return None;
             }
-            let inv = 1.0 / total;
-            cur.iter_mut().for_each(|a| *a *= inv);
+            cur.iter_mut().for_each(|a| *a /= total);
             c[m] = total;
         }
-        let ll = c.iter().map(|x| x.ln()).sum();
-        if let Some(o) = out {
-            o.fill(0.0);
-            let mut beta = vec![1.0; s];
-            let mut beta_prev = vec![0.0; s];
-            for m in (0..n).rev() {
+        Some(Forward { alpha, c })
+    }
+
+    /// Scaled backward pass: calls `visit(m, β̂_m)` for `m = n − 1, …, 0`.
+    fn backward(&self, e: &[f64], fw: &Forward, mut visit: impl FnMut(usize, &[f64])) {
+        let (v, k) = (self.vocab, self.order);
+        let s = self.initial.len();
+        let r = self.shift();
+        let mut beta = vec![1.0; s];
+        let mut beta_prev = vec![0.0; s];
+        for m in (0..fw.c.len()).rev() {
+            visit(m, &beta);
+            if m > 0 {
                 let i = k - 1 + m;
-                let a = &alpha[m * s..(m + 1) * s];
-                for h in 0..s {
-                    let g = a[h] * beta[h];
-                    if g == 0.0 {
-                        continue;
-                    }
-                    if m == 0 {
-                        let mut rem = h;
-                        for j in (0..k).rev() {
-                            o[[j, rem % v]] += g;
-                            rem /= v;
-                        }
-                    } else {
-                        o[[i, h % v]] += g;
-                    }
+                let ei = &e[i * v..(i + 1) * v];
+                let c = fw.c[m];
+                for (h, bp) in beta_prev.iter_mut().enumerate() {
+                    let base = (h % r) * v;
+                    let acc: f64 = self.transition[h * v..(h + 1) * v]
+                        .iter()
+                        .zip(ei)
+                        .zip(&beta[base..base + v])
+                        .map(|((&q, &eu), &b)| q * eu * b)
+                        .sum();
+                    *bp = acc / c;
                 }
-                if m > 0 {
-                    let ei = &e[i * v..(i + 1) * v];
-                    let inv = 1.0 / c[m];
-                    for (h, bp) in beta_prev.iter_mut().enumerate() {
-                        let base = (h % r) * v;
-                        let acc: f64 = p[h * v..(h + 1) * v]
-                            .iter()
-                            .zip(ei)
-                            .zip(&beta[base..base + v])
-                            .map(|((&q, &eu), &b)| q * eu * b)
-                            .sum();
-                        *bp = acc * inv;
-                    }
-                    std::mem::swap(&mut beta, &mut beta_prev);
-                }
-            }
-            // Σ_h γ_i(h) = 1 in exact arithmetic; remove round-off.
-            for mut row in o.rows_mut() {
-                let total: f64 = row.sum();
-                if total > 0.0 {
-                    row.mapv_inplace(|x| x / total);
-                }
+                std::mem::swap(&mut beta, &mut beta_prev);
             }
         }
-        ll
     }
+
+    /// Add `g` to `out[j, digit_j(h)]` for every token `j < k` of the initial `k`-gram `h`.
+    fn scatter_digits(&self, h: usize, g: f64, out: &mut ArrayViewMut2<'_, f64>) {
+        let v = self.vocab;
+        let mut rem = h;
+        for j in (0..self.order).rev() {
+            out[[j, rem % v]] += g;
+            rem /= v;
+        }
+    }
+
+    /// Token posteriors (`loo = false`) or leave-one-out posteriors (`loo = true`) into
+    /// `out`, each row normalised. `false` when `p_t(x_t) = 0`.
+    ///
+    /// Leave-one-out (module docs' notation): for `i ≥ k` the emission at `i` is left out of
+    /// `γ`, i.e. `p(x_0^i = v, x_t^{−i}) ∝ Σ_{last(h) = v} [Σ_{h' → h} α̂_{i−1}(h') P(h', v)]
+    /// β̂_i(h)`; for `i < k` the initial weights omit `e_i`.
+    fn smooth(&self, e: &[f64], loo: bool, out: &mut ArrayViewMut2<'_, f64>) -> bool {
+        let (v, k) = (self.vocab, self.order);
+        out.fill(0.0);
+        if k == 0 {
+            let pi = &self.transition[..v];
+            for (i, ei) in e.chunks_exact(v).enumerate() {
+                let c: f64 = pi.iter().zip(ei).map(|(a, b)| a * b).sum();
+                if c <= 0.0 {
+                    return false;
+                }
+                for u in 0..v {
+                    out[[i, u]] = if loo { pi[u] } else { pi[u] * ei[u] / c };
+                }
+            }
+            return true;
+        }
+        let Some(fw) = self.forward(e) else {
+            return false;
+        };
+        let s = self.initial.len();
+        let mut tmp = vec![0.0; s];
+        self.backward(e, &fw, |m, beta| {
+            let a = &fw.alpha[m * s..(m + 1) * s];
+            if m == 0 {
+                if loo {
+                    for j in 0..k {
+                        self.initial_weights(e, Some(j), &mut tmp);
+                        for (h, (&w, &b)) in tmp.iter().zip(beta).enumerate() {
+                            let mut rem = h;
+                            for _ in j + 1..k {
+                                rem /= v;
+                            }
+                            out[[j, rem % v]] += w * b;
+                        }
+                    }
+                } else {
+                    for (h, (&w, &b)) in a.iter().zip(beta).enumerate() {
+                        if w * b != 0.0 {
+                            self.scatter_digits(h, w * b, out);
+                        }
+                    }
+                }
+            } else {
+                let i = k - 1 + m;
+                let weights = if loo {
+                    self.predict(&fw.alpha[(m - 1) * s..m * s], &mut tmp);
+                    &tmp[..]
+                } else {
+                    a
+                };
+                for (h, (&w, &b)) in weights.iter().zip(beta).enumerate() {
+                    out[[i, h % v]] += w * b;
+                }
+            }
+        });
+        // Σ_h γ_i(h) = 1 in exact arithmetic; remove round-off (and the scale of the
+        // leave-one-out rows).
+        for mut row in out.rows_mut() {
+            let total: f64 = row.sum();
+            if total <= 0.0 || !total.is_finite() {
+                return false;
+            }
+            row.mapv_inplace(|x| x / total);
+        }
+        true
+    }
+}
+
+/// The scaled forward variables `α̂` (`[n, V^k]`) and scales `c` (`[n]`).
+struct Forward {
+    alpha: Vec<f64>,
+    c: Vec<f64>,
 }
 
 impl ExactPosterior for MarkovChainOracle {
@@ -427,7 +505,7 @@ impl ExactPosterior for MarkovChainOracle {
         let (v, k) = (self.vocab, self.order);
         validate::len("x0", x0.len(), self.len)?;
         validate::tokens("x0", x0, v)?;
-        let r = (self.initial.len() / v).max(1);
+        let r = self.shift();
         let mut h = 0usize;
         for &t in &x0[..k] {
             h = h * v + t as usize;
@@ -448,7 +526,18 @@ impl ExactPosterior for MarkovChainOracle {
         if em.impossible() {
             return Ok(f64::NEG_INFINITY);
         }
-        Ok(self.forward_backward(&em.e, None) + em.log_scale)
+        let ll = if self.order == 0 {
+            let pi = &self.transition[..self.vocab];
+            em.e.chunks_exact(self.vocab)
+                .map(|ei| pi.iter().zip(ei).map(|(a, b)| a * b).sum::<f64>().ln())
+                .sum()
+        } else {
+            match self.forward(&em.e) {
+                Some(fw) => fw.c.iter().map(|c| c.ln()).sum(),
+                None => f64::NEG_INFINITY,
+            }
+        };
+        Ok(ll + em.log_scale)
     }
 
     /// `p(x_0^i = v | x_t)` by scaled forward–backward (module docs).
@@ -460,19 +549,96 @@ impl ExactPosterior for MarkovChainOracle {
     ) -> Result<()> {
         check_posterior_out(&out, self.len, self.vocab)?;
         let em = emissions(xt, channel, self.len, self.vocab)?;
-        if em.impossible() || self.forward_backward(&em.e, Some(&mut out)) == f64::NEG_INFINITY {
+        if em.impossible() || !self.smooth(&em.e, false, &mut out) {
             out.fill(0.0);
             return Err(zero_evidence());
         }
         Ok(())
     }
 
+    /// Leave-one-out posteriors by the same forward–backward pass with the emission at `i`
+    /// left out of position `i`'s smoothed marginal (see `smooth`'s formula).
+    fn posterior_x0_loo(
+        &self,
+        xt: &[u32],
+        channel: &dyn Channel,
+        mut out: ArrayViewMut2<'_, f64>,
+    ) -> Result<()> {
+        check_posterior_out(&out, self.len, self.vocab)?;
+        let em = emissions(xt, channel, self.len, self.vocab)?;
+        if em.impossible() || !self.smooth(&em.e, true, &mut out) {
+            out.fill(0.0);
+            return Err(zero_evidence());
+        }
+        Ok(())
+    }
+
+    /// Forward filtering, backward sampling: draw the last hidden state
+    /// `h_{L−1} ~ α̂_{L−1}`, then for `i = L−1, …, k` the predecessor
+    /// `h_{i−1} ∝ α̂_{i−1}(h_{i−1}) P(h_{i−1}, last(h_i))` (one uniform each; `k = 0`: each
+    /// token `∝ P(∅, v) e_i(v)` independently).
+    fn sample_x0_given_xt(
+        &self,
+        xt: &[u32],
+        channel: &dyn Channel,
+        rng: &mut CounterRng,
+    ) -> Result<Vec<u32>> {
+        let (v, k, l) = (self.vocab, self.order, self.len);
+        let em = emissions(xt, channel, l, v)?;
+        if em.impossible() {
+            return Err(zero_evidence());
+        }
+        let e = &em.e;
+        let mut x = vec![0u32; l];
+        if k == 0 {
+            let pi = &self.transition[..v];
+            let mut w = vec![0.0; v];
+            for (xi, ei) in x.iter_mut().zip(e.chunks_exact(v)) {
+                w.iter_mut()
+                    .zip(pi.iter().zip(ei))
+                    .for_each(|(d, (a, b))| *d = a * b);
+                if w.iter().all(|&p| p == 0.0) {
+                    return Err(zero_evidence());
+                }
+                *xi = inverse_cdf(&w, rng.uniform()) as u32;
+            }
+            return Ok(x);
+        }
+        let fw = self.forward(e).ok_or_else(zero_evidence)?;
+        let s = self.initial.len();
+        let r = self.shift();
+        let n = fw.c.len();
+        let mut h = inverse_cdf(&fw.alpha[(n - 1) * s..], rng.uniform());
+        let mut w = vec![0.0; v];
+        for m in (1..n).rev() {
+            let (base, u) = (h / v, h % v);
+            x[k - 1 + m] = u as u32;
+            let prev = &fw.alpha[(m - 1) * s..m * s];
+            for (a, wa) in w.iter_mut().enumerate() {
+                let hp = a * r + base;
+                *wa = prev[hp] * self.transition[hp * v + u];
+            }
+            if w.iter().all(|&p| p == 0.0) {
+                return Err(Error::Numerical {
+                    what: "MarkovChainOracle::sample_x0_given_xt",
+                    reason: "backward sampling weights underflowed to zero".into(),
+                });
+            }
+            h = inverse_cdf(&w, rng.uniform()) * r + base;
+        }
+        let mut rem = h;
+        for slot in x[..k].iter_mut().rev() {
+            *slot = (rem % v) as u32;
+            rem /= v;
+        }
+        Ok(x)
+    }
+
     /// Ancestral sampling: the first `k` tokens from `π` (one uniform), then each token
     /// from its context's row of `P` (one uniform each), all by inverse CDF.
     fn sample_x0(&self, rng: &mut CounterRng) -> Vec<u32> {
         let (v, k) = (self.vocab, self.order);
-        let s = self.initial.len();
-        let r = (s / v).max(1);
+        let r = self.shift();
         let mut x = Vec::with_capacity(self.len);
         let mut h = if k > 0 {
             inverse_cdf(&self.initial, rng.uniform())

@@ -13,7 +13,9 @@
 //! p(x_0^i = v | x_t)    = Σ_{x_0 : x_0^i = v} p(x_0) Π_j q(x_t^j | x_0^j) / p_t(x_t).
 //! ```
 //!
-//! [`ExactPosterior`] is this contract; it is implemented by
+//! [`ExactPosterior`] is this contract (with leave-one-out posteriors
+//! `p(x_0^i | x_t^{−i})`, the exact concrete score `p_t(x_t^{i←y}) / p_t(x_t)` and exact
+//! joint draws from `p(x_0 | x_t)`); it is implemented by
 //! [`EnumerationOracle`](super::enumeration::EnumerationOracle) (explicit sums over `V^L`
 //! sequences) and [`MarkovChainOracle`](super::markov::MarkovChainOracle) (forward–backward
 //! on the hidden Markov model that a Markov prior and a per-token channel form; Rabiner
@@ -70,6 +72,97 @@ pub trait ExactPosterior: Send + Sync {
     /// An exact draw `x_0 ~ p(x_0)` by inverse-CDF sampling, consuming uniforms from `rng`
     /// (one per token for a Markov chain, one per sequence for an enumeration).
     fn sample_x0(&self, rng: &mut CounterRng) -> Vec<u32>;
+
+    /// Leave-one-out posterior `out[i, v] = p(x_0^i = v | x_t^{−i})`: the law of the clean
+    /// token at `i` given every noisy token except the one at `i`. By Bayes,
+    /// `p(x_0^i = v | x_t) ∝ p(x_0^i = v | x_t^{−i}) · q(x_t^i | v)`; this is what the
+    /// concrete score needs (see [`concrete_score`](Self::concrete_score)).
+    ///
+    /// Errors: as [`posterior_x0`](Self::posterior_x0), including
+    /// [`Error::ZeroProbability`] when `p_t(x_t) = 0`.
+    fn posterior_x0_loo(
+        &self,
+        xt: &[u32],
+        channel: &dyn Channel,
+        out: ArrayViewMut2<'_, f64>,
+    ) -> Result<()>;
+
+    /// An exact draw of a whole clean sequence `x_0 ~ p(x_0 | x_t)` (jointly, not per
+    /// position), consuming uniforms from `rng`. For the Markov chain this is forward
+    /// filtering, backward sampling; for an enumeration one inverse-CDF draw.
+    ///
+    /// Errors: as [`posterior_x0`](Self::posterior_x0).
+    fn sample_x0_given_xt(
+        &self,
+        xt: &[u32],
+        channel: &dyn Channel,
+        rng: &mut CounterRng,
+    ) -> Result<Vec<u32>>;
+
+    /// The exact concrete score (Meng et al. 2022; Lou et al. 2024, SEDD) of `p_t` at `x_t`
+    /// over single-token changes:
+    ///
+    /// ```text
+    /// out[i, y] = p_t(x_t with x_t^i ← y) / p_t(x_t)
+    ///           = Σ_v λ_i(v) q(y | v) / Σ_v λ_i(v) q(x_t^i | v),   λ_i = p(x_0^i | x_t^{−i}),
+    /// ```
+    ///
+    /// with `q(y | v) = channel.transition_row(v)[y]`; the diagonal `out[i, x_t^i]` is 1.
+    /// Cost: the leave-one-out posterior plus `O(L·V²)`.
+    ///
+    /// Errors: as [`posterior_x0_loo`](Self::posterior_x0_loo), and a channel row that is
+    /// negative or not finite.
+    fn concrete_score(
+        &self,
+        xt: &[u32],
+        channel: &dyn Channel,
+        mut out: ArrayViewMut2<'_, f64>,
+    ) -> Result<()> {
+        let (l, v) = (self.seq_len(), self.vocab_size());
+        check_posterior_out(&out, l, v)?;
+        let mut lam = ndarray::Array2::<f64>::zeros((l, v));
+        self.posterior_x0_loo(xt, channel, lam.view_mut())?;
+        let mut row = vec![0.0; v];
+        for (i, &y) in xt.iter().enumerate() {
+            let mut acc = out.row_mut(i);
+            acc.fill(0.0);
+            for (u, &w) in lam.row(i).iter().enumerate() {
+                if w == 0.0 {
+                    continue;
+                }
+                channel.transition_row(u as u32, &mut row)?;
+                check_channel_values(&row)?;
+                acc.iter_mut().zip(&row).for_each(|(a, &q)| *a += w * q);
+            }
+            let denom = acc[y as usize];
+            if denom <= 0.0 {
+                out.fill(0.0);
+                return Err(zero_evidence());
+            }
+            acc.mapv_inplace(|a| a / denom);
+        }
+        Ok(())
+    }
+}
+
+/// Every value of a channel row or column is finite and non-negative.
+fn check_channel_values(row: &[f64]) -> Result<()> {
+    for (v, &q) in row.iter().enumerate() {
+        if !q.is_finite() {
+            return Err(Error::NonFinite {
+                arg: "channel",
+                index: v,
+                value: q,
+            });
+        }
+        if q < 0.0 {
+            return Err(Error::invalid(
+                "channel",
+                format!("entry {v} of a channel row is negative ({q})"),
+            ));
+        }
+    }
+    Ok(())
 }
 
 /// Per-position channel likelihoods of an observed sequence, each row rescaled by its
@@ -111,25 +204,10 @@ pub(crate) fn emissions(
     validate::tokens("xt", xt, vocab)?;
     let mut e = vec![0.0; seq_len * vocab];
     let mut log_scale = 0.0;
-    for (i, (&y, row)) in xt.iter().zip(e.chunks_exact_mut(vocab)).enumerate() {
+    for (&y, row) in xt.iter().zip(e.chunks_exact_mut(vocab)) {
         channel.likelihood(y, row)?;
-        let mut m: f64 = 0.0;
-        for (v, &q) in row.iter().enumerate() {
-            if !q.is_finite() {
-                return Err(Error::NonFinite {
-                    arg: "channel",
-                    index: i * vocab + v,
-                    value: q,
-                });
-            }
-            if q < 0.0 {
-                return Err(Error::invalid(
-                    "channel",
-                    format!("likelihood q(x_t = {y} | x_0 = {v}) = {q} is negative"),
-                ));
-            }
-            m = m.max(q);
-        }
+        check_channel_values(row)?;
+        let m = row.iter().fold(0.0f64, |m, &q| m.max(q));
         if m > 0.0 {
             let inv = 1.0 / m;
             row.iter_mut().for_each(|q| *q *= inv);
@@ -238,7 +316,7 @@ impl<O: ExactPosterior, P: NoiseProcess> OracleDenoiser<O, P> {
         &self,
         tokens: ArrayView2<'_, u32>,
         times: ArrayView1<'_, f64>,
-        mut out: ndarray::ArrayViewMut3<'_, f64>,
+        mut out: ArrayViewMut3<'_, f64>,
     ) -> Result<()> {
         let (b, l, v) = self.check_shapes(&tokens, &times, out.dim())?;
         let mut row = vec![0u32; l];
