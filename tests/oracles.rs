@@ -524,6 +524,55 @@ fn posterior_sampling_is_exact_in_distribution() {
     }
 }
 
+mod properties {
+    use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(96))]
+
+        /// Markov ≡ enumeration for random chains, mask positions, noise levels and x_t.
+        #[test]
+        fn markov_equals_enumeration_random(
+            seed in any::<u64>(),
+            k in 0usize..=2,
+            extra in 0usize..=2,
+            a in 0.0f64..1.0,
+            mask in 0u32..4,
+            pick in any::<usize>(),
+        ) {
+            let v = 4usize;
+            let len = k.max(1) + extra;
+            let chain = random_chain(seed, v, mask, k, len);
+            let en = EnumerationOracle::from_oracle(&chain).unwrap();
+            let states = all_sequences(v, len);
+            let xt = &states[pick % states.len()];
+            let chans: [Box<dyn Channel>; 2] =
+                [Box::new(AbsorbingLike { v, mask, a }), Box::new(UniformLike { v, a })];
+            for ch in &chans {
+                let lm = chain.log_prob_xt(xt, ch.as_ref()).unwrap();
+                let le = en.log_prob_xt(xt, ch.as_ref()).unwrap();
+                if le == f64::NEG_INFINITY {
+                    prop_assert_eq!(lm, f64::NEG_INFINITY);
+                    prop_assert!(posterior(&chain, xt, ch.as_ref()).is_err());
+                    continue;
+                }
+                prop_assert!((lm - le).abs() < 1e-12 * le.abs().max(1.0));
+                let d = max_abs_diff(
+                    &posterior(&chain, xt, ch.as_ref()).unwrap(),
+                    &posterior(&en, xt, ch.as_ref()).unwrap(),
+                );
+                prop_assert!(d < 1e-12);
+                let mut lm = Array2::zeros((len, v));
+                let mut le = Array2::zeros((len, v));
+                chain.posterior_x0_loo(xt, ch.as_ref(), lm.view_mut()).unwrap();
+                en.posterior_x0_loo(xt, ch.as_ref(), le.view_mut()).unwrap();
+                prop_assert!(max_abs_diff(&lm, &le) < 1e-12);
+            }
+        }
+    }
+}
+
 // ---------------------------------------------------------------------------------------
 // Long sequences.
 
@@ -551,8 +600,14 @@ fn long_sequence_is_finite_and_exact() {
     let want = -(len as f64) * (v as f64).ln();
     assert!((lp - want).abs() < 1e-12 * want.abs(), "{lp} vs {want}");
 
-    // Heavy uniform noise, everything finite, rows normalised.
-    for (name, ch) in all_channels(v, mask) {
+    // Every channel (plus a nearly deterministic Gaussian whose off-diagonal likelihoods
+    // are ~1e-87): everything finite, rows normalised.
+    let mut chans = all_channels(v, mask);
+    chans.push((
+        "gaussian σ=0.05".into(),
+        Box::new(BandedGaussian::new(v, 0.05, 3)),
+    ));
+    for (name, ch) in chans {
         let mut xt = x0.clone();
         let mut row = vec![0.0; v];
         let mut rr = rng(23, 0);
