@@ -1,1 +1,664 @@
-//! (in progress)
+//! The Markov-chain oracle: exact posteriors for real-length sequences by forward–backward
+//! (DESIGN §4: "a Markov-chain prior gives exact `p(x0^i | x_t)` … by forward–backward;
+//! every per-token forward kernel makes `x_t` an HMM").
+//!
+//! # The model
+//!
+//! An order-`k` chain on `V` states and length `L ≥ max(k, 1)`:
+//!
+//! ```text
+//! p(x_0) = π(x_{0..k}) · Π_{i=k}^{L−1} P(x_{i−k..i}, x_i),
+//! ```
+//!
+//! with `π` a law on the first `k` tokens (a vector of length `V^k`) and `P` a row-stochastic
+//! tensor `[V^k, V]`. Contexts (`k`-grams) are indexed lexicographically, oldest token most
+//! significant: `h = Σ_{j<k} x_{i−k+1+j} V^{k−1−j}`. Order `k = 0` is the i.i.d. law
+//! `p(x_0) = Π_i P(∅, x_i)` (then `π = [1]` and `P` has one row).
+//!
+//! # The hidden Markov model
+//!
+//! Given `x_0`, a per-token channel corrupts each token independently, so with the hidden
+//! state `h_i = x_{i−k+1..i}` (the last `k` clean tokens, `i = k−1, …, L−1`) and emission
+//! `e_i(v) = q(x_t^i | x_0^i = v)`, the pair `(h, x_t)` is an HMM (Rabiner 1989). The
+//! successor of `h` on token `u` is `h' = (h mod V^{k−1}) V + u`.
+//!
+//! **Scaled forward** (Rabiner §V.A): with `last(h) = h mod V` and `digit_j(h)` the `j`-th
+//! token of the initial `k`-gram,
+//!
+//! ```text
+//! α̃_{k−1}(h)  = π(h) Π_{j<k} e_j(digit_j(h)),
+//! α̃_i(h')     = e_i(last(h')) Σ_{h → h'} α̂_{i−1}(h) P(h, last(h')),   i ≥ k,
+//! c_i          = Σ_h α̃_i(h),    α̂_i = α̃_i / c_i,
+//! ln p_t(x_t)  = Σ_i ln c_i  (+ the emission scales, below).
+//! ```
+//!
+//! **Scaled backward**:
+//!
+//! ```text
+//! β̂_{L−1}(h) = 1,
+//! β̂_{i−1}(h) = Σ_u P(h, u) e_i(u) β̂_i((h mod V^{k−1}) V + u) / c_i,
+//! ```
+//!
+//! and the smoothed state marginal is `γ_i(h) = α̂_i(h) β̂_i(h) = p(h_i = h | x_t)`. The token
+//! posterior is `p(x_0^i = v | x_t) = Σ_{last(h) = v} γ_i(h)` for `i ≥ k−1`, and
+//! `Σ_{digit_i(h) = v} γ_{k−1}(h)` for `i < k−1`.
+//!
+//! **Leave-one-out** (for the concrete score): the emission at `i` is dropped from position
+//! `i`'s marginal, `p(x_0^i = v | x_t^{−i}) ∝ Σ_{last(h) = v} [Σ_{h' → h} α̂_{i−1}(h')
+//! P(h', v)] β̂_i(h)` for `i ≥ k`, and the initial weights omit `e_i` for `i < k`.
+//!
+//! **Forward filtering, backward sampling** (exact joint draws from `p(x_0 | x_t)`):
+//! `h_{L−1} ~ α̂_{L−1}`, then `h_{i−1} ∝ α̂_{i−1}(h_{i−1}) P(h_{i−1}, last(h_i))` over the `V`
+//! predecessors of `h_i`.
+//!
+//! Each emission row is first divided by its maximum `m_i` (adding `Σ ln m_i` to the
+//! log-likelihood), and the `α̂` are renormalised at every step, so nothing underflows for
+//! `L` in the thousands. Cost `O(L·V^{k+1})` time and `O(L·V^k)` memory.
+
+use ndarray::ArrayViewMut2;
+
+use super::oracle::{ExactPosterior, check_posterior_out, emissions, inverse_cdf, zero_evidence};
+use crate::error::{Error, Result};
+use crate::kernel::Channel;
+use crate::rng::CounterRng;
+use crate::validate;
+
+/// Largest transition tensor a [`MarkovChainOracle`] accepts: `V^{k+1} ≤ 2^24` entries
+/// (128 MiB of f64).
+pub const MAX_TRANSITION_ENTRIES: usize = 1 << 24;
+
+/// An order-`k` Markov chain prior on sequences of length `L` over `V` states, with exact
+/// posteriors under any per-token channel by scaled forward–backward (module docs).
+#[derive(Debug, Clone)]
+pub struct MarkovChainOracle {
+    vocab: usize,
+    order: usize,
+    len: usize,
+    /// `π`, length `V^k`.
+    initial: Vec<f64>,
+    /// `P`, row-major `[V^k, V]`.
+    transition: Vec<f64>,
+}
+
+/// `V^k` if `V^{k+1}` is within [`MAX_TRANSITION_ENTRIES`].
+fn context_count(vocab: usize, order: usize) -> Result<usize> {
+    validate::vocab("vocab", vocab)?;
+    order
+        .checked_add(1)
+        .and_then(|e| u32::try_from(e).ok())
+        .and_then(|e| vocab.checked_pow(e))
+        .filter(|&n| n <= MAX_TRANSITION_ENTRIES)
+        .map(|n| n / vocab)
+        .ok_or_else(|| {
+            Error::invalid(
+                "order",
+                format!(
+                    "V^(k+1) = {vocab}^{} exceeds the cap of {MAX_TRANSITION_ENTRIES} transition entries",
+                    order.saturating_add(1)
+                ),
+            )
+        })
+}
+
+fn check_len(len: usize, order: usize) -> Result<()> {
+    if len == 0 || len < order {
+        return Err(Error::invalid(
+            "len",
+            format!(
+                "sequence length {len} must be at least max(order, 1) = {}",
+                order.max(1)
+            ),
+        ));
+    }
+    Ok(())
+}
+
+impl MarkovChainOracle {
+    /// The chain with initial law `initial = π` (length `V^k`) and transition tensor
+    /// `transition = P` (row-major `[V^k, V]`, every row a distribution), for length `len`.
+    ///
+    /// Errors: `vocab < 2`, `V^{k+1} > 2^24`, `len < max(k, 1)`, wrong lengths, or `π` or a
+    /// row of `P` that is not a distribution (tolerance `1e-9`). Rows of unreachable contexts
+    /// must still be distributions (any one will do).
+    pub fn new(
+        vocab: usize,
+        order: usize,
+        len: usize,
+        initial: Vec<f64>,
+        transition: Vec<f64>,
+    ) -> Result<Self> {
+        let s = context_count(vocab, order)?;
+        check_len(len, order)?;
+        validate::len("initial", initial.len(), s)?;
+        validate::len("transition", transition.len(), s * vocab)?;
+        validate::distribution("initial", &initial, validate::SIMPLEX_TOL)?;
+        for row in transition.chunks_exact(vocab) {
+            validate::distribution("transition", row, validate::SIMPLEX_TOL)?;
+        }
+        Ok(MarkovChainOracle {
+            vocab,
+            order,
+            len,
+            initial,
+            transition,
+        })
+    }
+
+    /// The i.i.d. law `p(x_0) = Π_i probs[x_i]` (order 0). Errors as [`new`](Self::new).
+    pub fn iid(vocab: usize, len: usize, probs: Vec<f64>) -> Result<Self> {
+        Self::new(vocab, 0, len, vec![1.0], probs)
+    }
+
+    /// Fit an order-`k` chain by counting (the `k+1`-gram maximum-likelihood estimate with
+    /// add-`c` smoothing, `c = pseudocount`):
+    ///
+    /// ```text
+    /// π(h)    = (N_init(h) + c) / (N + c V^k),
+    /// P(h, u) = (N(h, u) + c) / (N(h) + c V),
+    /// ```
+    ///
+    /// where `N_init(h)` counts sequences starting with the `k`-gram `h`, `N` the sequences,
+    /// `N(h, u)` the windows `x_{i−k..i} = h, x_i = u` over all sequences and
+    /// `N(h) = Σ_u N(h, u)`. A context never seen with `c = 0` gets the uniform row. Sequences
+    /// may have any length `≥ max(k, 1)`; the fitted chain has length `len`.
+    ///
+    /// Errors: no sequences, a sequence shorter than `max(k, 1)`, a token `≥ V`, a negative
+    /// or non-finite pseudocount, and the errors of [`new`](Self::new).
+    pub fn fit<I, S>(
+        sequences: I,
+        order: usize,
+        vocab: usize,
+        len: usize,
+        pseudocount: f64,
+    ) -> Result<Self>
+    where
+        I: IntoIterator<Item = S>,
+        S: AsRef<[u32]>,
+    {
+        let s = context_count(vocab, order)?;
+        check_len(len, order)?;
+        if !pseudocount.is_finite() || pseudocount < 0.0 {
+            return Err(Error::invalid(
+                "pseudocount",
+                format!("{pseudocount} must be finite and non-negative"),
+            ));
+        }
+        let r = (s / vocab).max(1); // V^{k−1} for k ≥ 1 (unused for k = 0)
+        let mut init_counts = vec![0.0; s];
+        let mut counts = vec![0.0; s * vocab];
+        let mut n_seq = 0usize;
+        for (n, seq) in sequences.into_iter().enumerate() {
+            let x = seq.as_ref();
+            if x.is_empty() || x.len() < order {
+                return Err(Error::invalid(
+                    "sequences",
+                    format!(
+                        "sequence {n} has length {} < max(order, 1) = {}",
+                        x.len(),
+                        order.max(1)
+                    ),
+                ));
+            }
+            validate::tokens("sequences", x, vocab)?;
+            n_seq += 1;
+            let mut h = 0usize;
+            for &t in &x[..order] {
+                h = h * vocab + t as usize;
+            }
+            init_counts[h] += 1.0;
+            for &t in &x[order..] {
+                counts[h * vocab + t as usize] += 1.0;
+                if order > 0 {
+                    h = (h % r) * vocab + t as usize;
+                }
+            }
+        }
+        if n_seq == 0 {
+            return Err(Error::invalid("sequences", "no sequences to fit"));
+        }
+        let denom = n_seq as f64 + pseudocount * s as f64;
+        let initial = init_counts
+            .iter()
+            .map(|&n| (n + pseudocount) / denom)
+            .collect();
+        let mut transition = counts;
+        for row in transition.chunks_exact_mut(vocab) {
+            let total: f64 = row.iter().sum::<f64>() + pseudocount * vocab as f64;
+            if total > 0.0 {
+                row.iter_mut().for_each(|n| *n = (*n + pseudocount) / total);
+            } else {
+                row.iter_mut().for_each(|p| *p = 1.0 / vocab as f64);
+            }
+        }
+        Self::new(vocab, order, len, initial, transition)
+    }
+
+    /// The same chain on a larger state space: old token `j` becomes `ids[j]` of
+    /// `new_vocab` states, every other state (e.g. a mask token at any index) gets prior
+    /// mass 0. Contexts that contain a new state are unreachable and get the uniform row.
+    ///
+    /// Errors: `ids.len() ≠ V`, an id `≥ new_vocab`, repeated ids, or a tensor over the cap.
+    pub fn embed(&self, ids: &[u32], new_vocab: usize) -> Result<Self> {
+        let (v, k) = (self.vocab, self.order);
+        validate::len("ids", ids.len(), v)?;
+        let s_new = context_count(new_vocab, k)?;
+        validate::tokens("ids", ids, new_vocab)?;
+        let mut seen = vec![false; new_vocab];
+        for (j, &id) in ids.iter().enumerate() {
+            if std::mem::replace(&mut seen[id as usize], true) {
+                return Err(Error::invalid(
+                    "ids",
+                    format!("id {id} (of old token {j}) is used twice"),
+                ));
+            }
+        }
+        let mut initial = vec![0.0; s_new];
+        let mut transition = vec![1.0 / new_vocab as f64; s_new * new_vocab];
+        for h in 0..self.initial.len() {
+            // Re-index the context digit by digit.
+            let mut rem = h;
+            let mut h_new = 0usize;
+            let mut place = 1usize;
+            for _ in 0..k {
+                h_new += ids[rem % v] as usize * place;
+                rem /= v;
+                place *= new_vocab;
+            }
+            initial[h_new] = self.initial[h];
+            let row = &mut transition[h_new * new_vocab..(h_new + 1) * new_vocab];
+            row.iter_mut().for_each(|p| *p = 0.0);
+            for (u, &p) in self.transition[h * v..(h + 1) * v].iter().enumerate() {
+                row[ids[u] as usize] = p;
+            }
+        }
+        Self::new(new_vocab, k, self.len, initial, transition)
+    }
+
+    /// The same chain for sequences of length `len ≥ max(k, 1)`.
+    pub fn with_seq_len(&self, len: usize) -> Result<Self> {
+        check_len(len, self.order)?;
+        Ok(MarkovChainOracle {
+            len,
+            ..self.clone()
+        })
+    }
+
+    /// The order `k`.
+    pub fn order(&self) -> usize {
+        self.order
+    }
+
+    /// The initial law `π` over the first `k` tokens (length `V^k`, lexicographic).
+    pub fn initial(&self) -> &[f64] {
+        &self.initial
+    }
+
+    /// The transition tensor `P`, row-major `[V^k, V]`.
+    pub fn transition(&self) -> &[f64] {
+        &self.transition
+    }
+
+    /// `r = V^{k−1}` (1 for `k = 0`): the successor of context `h` on token `u` is
+    /// `(h mod r)·V + u`, and the predecessors of `h'` are `a·r + ⌊h'/V⌋`, `a ∈ 0..V`.
+    fn shift(&self) -> usize {
+        (self.initial.len() / self.vocab).max(1)
+    }
+
+    /// `α̃_{k−1}(h) = π(h) Π_{j<k, j ≠ skip} e_j(digit_j(h))` into `out` (length `V^k`).
+    fn initial_weights(&self, e: &[f64], skip: Option<usize>, out: &mut [f64]) {
+        let (v, k) = (self.vocab, self.order);
+        for (h, a) in out.iter_mut().enumerate() {
+            let mut w = self.initial[h];
+            let mut rem = h;
+            for j in (0..k).rev() {
+                if w == 0.0 {
+                    break;
+                }
+                if skip != Some(j) {
+                    w *= e[j * v + rem % v];
+                }
+                rem /= v;
+            }
+            *a = w;
+        }
+    }
+
+    /// The prediction step `out(h') = Σ_{h → h'} alpha(h) P(h, last(h'))`.
+    fn predict(&self, alpha: &[f64], out: &mut [f64]) {
+        let v = self.vocab;
+        let r = self.shift();
+        out.iter_mut().for_each(|x| *x = 0.0);
+        for (h, &a) in alpha.iter().enumerate() {
+            if a == 0.0 {
+                continue;
+            }
+            let base = (h % r) * v;
+            out[base..base + v]
+                .iter_mut()
+                .zip(&self.transition[h * v..(h + 1) * v])
+                .for_each(|(d, &q)| *d += a * q);
+        }
+    }
+
+    /// Scaled forward pass (`k ≥ 1`) over emissions `e` (`[L, V]`, rows scaled to max 1):
+    /// `α̂_m` for the hidden positions `m = 0..n`, `n = L − k + 1` (token `i = k − 1 + m`),
+    /// and the scales `c_m`. `None` when some `c_m = 0`, i.e. `p_t(x_t) = 0`.
+    fn forward(&self, e: &[f64]) -> Option<Forward> {
+        let (v, k, l) = (self.vocab, self.order, self.len);
+        debug_assert!(k >= 1);
+        let s = self.initial.len();
+        let n = l - k + 1;
+        let mut alpha = vec![0.0; n * s];
+        let mut c = vec![0.0; n];
+        self.initial_weights(e, None, &mut alpha[..s]);
+        for m in 0..n {
+            if m > 0 {
+                let (prev, cur) = alpha.split_at_mut(m * s);
+                let cur = &mut cur[..s];
+                self.predict(&prev[(m - 1) * s..], cur);
+                let i = k - 1 + m;
+                let ei = &e[i * v..(i + 1) * v];
+                for (h, a) in cur.iter_mut().enumerate() {
+                    *a *= ei[h % v];
+                }
+            }
+            let cur = &mut alpha[m * s..(m + 1) * s];
+            let total: f64 = cur.iter().sum();
+            if total <= 0.0 || !total.is_finite() {
+                return None;
+            }
+            cur.iter_mut().for_each(|a| *a /= total);
+            c[m] = total;
+        }
+        Some(Forward { alpha, c })
+    }
+
+    /// Scaled backward pass: calls `visit(m, β̂_m)` for `m = n − 1, …, 0`.
+    fn backward(&self, e: &[f64], fw: &Forward, mut visit: impl FnMut(usize, &[f64])) {
+        let (v, k) = (self.vocab, self.order);
+        let s = self.initial.len();
+        let r = self.shift();
+        let mut beta = vec![1.0; s];
+        let mut beta_prev = vec![0.0; s];
+        for m in (0..fw.c.len()).rev() {
+            visit(m, &beta);
+            if m > 0 {
+                let i = k - 1 + m;
+                let ei = &e[i * v..(i + 1) * v];
+                let c = fw.c[m];
+                for (h, bp) in beta_prev.iter_mut().enumerate() {
+                    let base = (h % r) * v;
+                    let acc: f64 = self.transition[h * v..(h + 1) * v]
+                        .iter()
+                        .zip(ei)
+                        .zip(&beta[base..base + v])
+                        .map(|((&q, &eu), &b)| q * eu * b)
+                        .sum();
+                    *bp = acc / c;
+                }
+                std::mem::swap(&mut beta, &mut beta_prev);
+            }
+        }
+    }
+
+    /// Add `g` to `out[j, digit_j(h)]` for every token `j < k` of the initial `k`-gram `h`.
+    fn scatter_digits(&self, h: usize, g: f64, out: &mut ArrayViewMut2<'_, f64>) {
+        let v = self.vocab;
+        let mut rem = h;
+        for j in (0..self.order).rev() {
+            out[[j, rem % v]] += g;
+            rem /= v;
+        }
+    }
+
+    /// Token posteriors (`loo = false`) or leave-one-out posteriors (`loo = true`) into
+    /// `out`, each row normalised. `false` when `p_t(x_t) = 0`.
+    ///
+    /// Leave-one-out (module docs' notation): for `i ≥ k` the emission at `i` is left out of
+    /// `γ`, i.e. `p(x_0^i = v, x_t^{−i}) ∝ Σ_{last(h) = v} [Σ_{h' → h} α̂_{i−1}(h') P(h', v)]
+    /// β̂_i(h)`; for `i < k` the initial weights omit `e_i`.
+    fn smooth(&self, e: &[f64], loo: bool, out: &mut ArrayViewMut2<'_, f64>) -> bool {
+        let (v, k) = (self.vocab, self.order);
+        out.fill(0.0);
+        if k == 0 {
+            let pi = &self.transition[..v];
+            for (i, ei) in e.chunks_exact(v).enumerate() {
+                let c: f64 = pi.iter().zip(ei).map(|(a, b)| a * b).sum();
+                if c <= 0.0 {
+                    return false;
+                }
+                for u in 0..v {
+                    out[[i, u]] = if loo { pi[u] } else { pi[u] * ei[u] / c };
+                }
+            }
+            return true;
+        }
+        let Some(fw) = self.forward(e) else {
+            return false;
+        };
+        let s = self.initial.len();
+        let mut tmp = vec![0.0; s];
+        self.backward(e, &fw, |m, beta| {
+            let a = &fw.alpha[m * s..(m + 1) * s];
+            if m == 0 {
+                if loo {
+                    for j in 0..k {
+                        self.initial_weights(e, Some(j), &mut tmp);
+                        for (h, (&w, &b)) in tmp.iter().zip(beta).enumerate() {
+                            let mut rem = h;
+                            for _ in j + 1..k {
+                                rem /= v;
+                            }
+                            out[[j, rem % v]] += w * b;
+                        }
+                    }
+                } else {
+                    for (h, (&w, &b)) in a.iter().zip(beta).enumerate() {
+                        if w * b != 0.0 {
+                            self.scatter_digits(h, w * b, out);
+                        }
+                    }
+                }
+            } else {
+                let i = k - 1 + m;
+                let weights = if loo {
+                    self.predict(&fw.alpha[(m - 1) * s..m * s], &mut tmp);
+                    &tmp[..]
+                } else {
+                    a
+                };
+                for (h, (&w, &b)) in weights.iter().zip(beta).enumerate() {
+                    out[[i, h % v]] += w * b;
+                }
+            }
+        });
+        // Σ_h γ_i(h) = 1 in exact arithmetic; remove round-off (and the scale of the
+        // leave-one-out rows).
+        for mut row in out.rows_mut() {
+            let total: f64 = row.sum();
+            if total <= 0.0 || !total.is_finite() {
+                return false;
+            }
+            row.mapv_inplace(|x| x / total);
+        }
+        true
+    }
+}
+
+/// The scaled forward variables `α̂` (`[n, V^k]`) and scales `c` (`[n]`).
+struct Forward {
+    alpha: Vec<f64>,
+    c: Vec<f64>,
+}
+
+impl ExactPosterior for MarkovChainOracle {
+    fn vocab_size(&self) -> usize {
+        self.vocab
+    }
+
+    fn seq_len(&self) -> usize {
+        self.len
+    }
+
+    /// `ln π(x_{0..k}) + Σ_{i ≥ k} ln P(x_{i−k..i}, x_i)`.
+    fn log_prob_x0(&self, x0: &[u32]) -> Result<f64> {
+        let (v, k) = (self.vocab, self.order);
+        validate::len("x0", x0.len(), self.len)?;
+        validate::tokens("x0", x0, v)?;
+        let r = self.shift();
+        let mut h = 0usize;
+        for &t in &x0[..k] {
+            h = h * v + t as usize;
+        }
+        let mut lp = self.initial[h].ln();
+        for &t in &x0[k..] {
+            lp += self.transition[h * v + t as usize].ln();
+            if k > 0 {
+                h = (h % r) * v + t as usize;
+            }
+        }
+        Ok(lp)
+    }
+
+    /// `Σ_i ln c_i + Σ_i ln m_i` from the scaled forward pass (module docs).
+    fn log_prob_xt(&self, xt: &[u32], channel: &dyn Channel) -> Result<f64> {
+        let em = emissions(xt, channel, self.len, self.vocab)?;
+        if em.impossible() {
+            return Ok(f64::NEG_INFINITY);
+        }
+        let ll = if self.order == 0 {
+            let pi = &self.transition[..self.vocab];
+            em.e.chunks_exact(self.vocab)
+                .map(|ei| pi.iter().zip(ei).map(|(a, b)| a * b).sum::<f64>().ln())
+                .sum()
+        } else {
+            match self.forward(&em.e) {
+                Some(fw) => fw.c.iter().map(|c| c.ln()).sum(),
+                None => f64::NEG_INFINITY,
+            }
+        };
+        Ok(ll + em.log_scale)
+    }
+
+    /// `p(x_0^i = v | x_t)` by scaled forward–backward (module docs).
+    fn posterior_x0(
+        &self,
+        xt: &[u32],
+        channel: &dyn Channel,
+        mut out: ArrayViewMut2<'_, f64>,
+    ) -> Result<()> {
+        check_posterior_out(&out, self.len, self.vocab)?;
+        let em = emissions(xt, channel, self.len, self.vocab)?;
+        if em.impossible() || !self.smooth(&em.e, false, &mut out) {
+            out.fill(0.0);
+            return Err(zero_evidence());
+        }
+        Ok(())
+    }
+
+    /// Leave-one-out posteriors by the same forward–backward pass with the emission at `i`
+    /// left out of position `i`'s smoothed marginal (see `smooth`'s formula).
+    fn posterior_x0_loo(
+        &self,
+        xt: &[u32],
+        channel: &dyn Channel,
+        mut out: ArrayViewMut2<'_, f64>,
+    ) -> Result<()> {
+        check_posterior_out(&out, self.len, self.vocab)?;
+        let em = emissions(xt, channel, self.len, self.vocab)?;
+        if em.impossible() || !self.smooth(&em.e, true, &mut out) {
+            out.fill(0.0);
+            return Err(zero_evidence());
+        }
+        Ok(())
+    }
+
+    /// Forward filtering, backward sampling: draw the last hidden state
+    /// `h_{L−1} ~ α̂_{L−1}`, then for `i = L−1, …, k` the predecessor
+    /// `h_{i−1} ∝ α̂_{i−1}(h_{i−1}) P(h_{i−1}, last(h_i))` (one uniform each; `k = 0`: each
+    /// token `∝ P(∅, v) e_i(v)` independently).
+    fn sample_x0_given_xt(
+        &self,
+        xt: &[u32],
+        channel: &dyn Channel,
+        rng: &mut CounterRng,
+    ) -> Result<Vec<u32>> {
+        let (v, k, l) = (self.vocab, self.order, self.len);
+        let em = emissions(xt, channel, l, v)?;
+        if em.impossible() {
+            return Err(zero_evidence());
+        }
+        let e = &em.e;
+        let mut x = vec![0u32; l];
+        if k == 0 {
+            let pi = &self.transition[..v];
+            let mut w = vec![0.0; v];
+            for (xi, ei) in x.iter_mut().zip(e.chunks_exact(v)) {
+                w.iter_mut()
+                    .zip(pi.iter().zip(ei))
+                    .for_each(|(d, (a, b))| *d = a * b);
+                if w.iter().all(|&p| p == 0.0) {
+                    return Err(zero_evidence());
+                }
+                *xi = inverse_cdf(&w, rng.uniform()) as u32;
+            }
+            return Ok(x);
+        }
+        let fw = self.forward(e).ok_or_else(zero_evidence)?;
+        let s = self.initial.len();
+        let r = self.shift();
+        let n = fw.c.len();
+        let mut h = inverse_cdf(&fw.alpha[(n - 1) * s..], rng.uniform());
+        let mut w = vec![0.0; v];
+        for m in (1..n).rev() {
+            let (base, u) = (h / v, h % v);
+            x[k - 1 + m] = u as u32;
+            let prev = &fw.alpha[(m - 1) * s..m * s];
+            for (a, wa) in w.iter_mut().enumerate() {
+                let hp = a * r + base;
+                *wa = prev[hp] * self.transition[hp * v + u];
+            }
+            if w.iter().all(|&p| p == 0.0) {
+                return Err(Error::Numerical {
+                    what: "MarkovChainOracle::sample_x0_given_xt",
+                    reason: "backward sampling weights underflowed to zero".into(),
+                });
+            }
+            h = inverse_cdf(&w, rng.uniform()) * r + base;
+        }
+        let mut rem = h;
+        for slot in x[..k].iter_mut().rev() {
+            *slot = (rem % v) as u32;
+            rem /= v;
+        }
+        Ok(x)
+    }
+
+    /// Ancestral sampling: the first `k` tokens from `π` (one uniform), then each token
+    /// from its context's row of `P` (one uniform each), all by inverse CDF.
+    fn sample_x0(&self, rng: &mut CounterRng) -> Vec<u32> {
+        let (v, k) = (self.vocab, self.order);
+        let r = self.shift();
+        let mut x = Vec::with_capacity(self.len);
+        let mut h = if k > 0 {
+            inverse_cdf(&self.initial, rng.uniform())
+        } else {
+            0
+        };
+        let mut rem = h;
+        let mut first = vec![0u32; k];
+        for slot in first.iter_mut().rev() {
+            *slot = (rem % v) as u32;
+            rem /= v;
+        }
+        x.extend_from_slice(&first);
+        for _ in k..self.len {
+            let u = inverse_cdf(&self.transition[h * v..(h + 1) * v], rng.uniform());
+            x.push(u as u32);
+            if k > 0 {
+                h = (h % r) * v + u;
+            }
+        }
+        x
+    }
+}
