@@ -14,7 +14,8 @@ use discrete_diffusion::kernel::marginal::Marginal;
 use discrete_diffusion::kernel::mask_uniform::MaskAndUniform;
 use discrete_diffusion::kernel::mixture::{Mixture, MixtureChannel, MixtureProcess};
 use discrete_diffusion::kernel::posterior::{
-    PosteriorWorkspace, cumulative_matvec, p_reverse_joint, p_reverse_mixture, q_posterior,
+    PosteriorWorkspace, cumulative_matvec_by_columns, p_reverse_joint, p_reverse_mixture,
+    q_posterior,
 };
 use discrete_diffusion::kernel::uniform::Uniform;
 use discrete_diffusion::kernel::{Channel, ForwardKernel, NoiseProcess};
@@ -94,7 +95,7 @@ fn closed_form_keep_matches_products_and_matvec() {
     let mut col = [0.0; 4];
     for t in 0..=3 {
         k.cumulative_matvec(t, &r, &mut out).unwrap();
-        cumulative_matvec(&k, t, &r, &mut col, &mut out2).unwrap();
+        cumulative_matvec_by_columns(&k, t, &r, &mut col, &mut out2).unwrap();
         let dense = dense_cumulative(&k, t);
         for i in 0..4 {
             let d: f64 = (0..4).map(|j| dense[i][j] * r[j]).sum();
@@ -325,10 +326,16 @@ fn bad_inputs_methods() {
             is_err(f(k, 1, 0, &p, &mut ws, &mut short));
         }
         let mut col = [0.0; 4];
-        is_err(cumulative_matvec(k, 3, &p, &mut col, &mut out));
-        is_err(cumulative_matvec(k, 1, &p[..3], &mut col, &mut out));
-        is_err(cumulative_matvec(k, 1, &p, &mut short, &mut out));
-        is_err(cumulative_matvec(
+        is_err(cumulative_matvec_by_columns(k, 3, &p, &mut col, &mut out));
+        is_err(cumulative_matvec_by_columns(
+            k,
+            1,
+            &p[..3],
+            &mut col,
+            &mut out,
+        ));
+        is_err(cumulative_matvec_by_columns(k, 1, &p, &mut short, &mut out));
+        is_err(cumulative_matvec_by_columns(
             k,
             1,
             &[-1.0, 0.0, 0.0, 0.0],

@@ -213,6 +213,16 @@ fn vecmat(m: &Array2<f64>, p: &[f64], out: &mut [f64]) {
 }
 
 impl ForwardKernel for Dense {
+    /// `Q̄_t r` from the stored cumulative matrix, `O(V²)`.
+    fn cumulative_matvec(&self, t: usize, r: &[f64], out: &mut [f64]) -> Result<()> {
+        check_step(t, self.steps.len(), true)?;
+        check_vec_out(r, self.v, out)?;
+        for (o, row) in out.iter_mut().zip(self.cumulative[t].rows()) {
+            *o = row.iter().zip(r).map(|(q, x)| q * x).sum();
+        }
+        Ok(())
+    }
+
     fn vocab_size(&self) -> usize {
         self.v
     }
@@ -325,6 +335,14 @@ macro_rules! delegate_forward_kernel {
                 out: &mut [f64],
             ) -> $crate::error::Result<()> {
                 self.$field.step_vecmat(t, p, out)
+            }
+            fn cumulative_matvec(
+                &self,
+                t: usize,
+                r: &[f64],
+                out: &mut [f64],
+            ) -> $crate::error::Result<()> {
+                $crate::kernel::ForwardKernel::cumulative_matvec(&self.$field, t, r, out)
             }
             fn stationary(&self, out: &mut [f64]) -> $crate::error::Result<()> {
                 self.$field.stationary(out)

@@ -191,6 +191,24 @@ impl MaskAndUniform {
 }
 
 impl ForwardKernel for MaskAndUniform {
+    /// `Q̄_t r` in O(V): row `x ≠ m` is `ᾱ r[x] + β̄ Σ_{j≠m} r[j] + γ̄ r[m]`, row `m` is `r[m]`.
+    fn cumulative_matvec(&self, t: usize, r: &[f64], out: &mut [f64]) -> Result<()> {
+        let (a, b, g) = self.cum(t)?;
+        check_vec_out(r, self.v, out)?;
+        let m = self.mask as usize;
+        let ordinary: f64 = r
+            .iter()
+            .enumerate()
+            .filter(|&(j, _)| j != m)
+            .map(|(_, x)| x)
+            .sum();
+        for (o, &x) in out.iter_mut().zip(r) {
+            *o = a * x + b * ordinary + g * r[m];
+        }
+        out[m] = r[m];
+        Ok(())
+    }
+
     fn vocab_size(&self) -> usize {
         self.v
     }

@@ -195,6 +195,10 @@ impl Mixture {
 }
 
 impl ForwardKernel for Mixture {
+    fn cumulative_matvec(&self, t: usize, r: &[f64], out: &mut [f64]) -> Result<()> {
+        Mixture::cumulative_matvec(self, t, r, out)
+    }
+
     fn vocab_size(&self) -> usize {
         self.pi.len()
     }
@@ -269,6 +273,14 @@ macro_rules! delegate_mixture_kernel {
             }
             fn stationary(&self, out: &mut [f64]) -> $crate::Result<()> {
                 self.$field.stationary(out)
+            }
+            fn cumulative_matvec(
+                &self,
+                t: usize,
+                r: &[f64],
+                out: &mut [f64],
+            ) -> $crate::Result<()> {
+                $crate::kernel::ForwardKernel::cumulative_matvec(&self.$field, t, r, out)
             }
         }
     };

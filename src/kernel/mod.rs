@@ -68,6 +68,18 @@ pub trait ForwardKernel: Send + Sync + Debug {
     /// Row vector times one-step matrix: `out = p^T Q_t`, `t ∈ 1..=T`.
     fn step_vecmat(&self, t: usize, p: &[f64], out: &mut [f64]) -> Result<()>;
 
+    /// Cumulative matrix times column vector: `out[i] = Σ_j Q̄_t(i, j) r[j]`, `t ∈ 0..=T`,
+    /// for any finite non-negative `r` of length `V` (the product the gradient of D3PM's
+    /// `L_{t−1}` needs; it differs from [`cumulative_vecmat`](Self::cumulative_vecmat) unless
+    /// `Q̄_t` is symmetric).
+    ///
+    /// The default sums columns (`O(V · nnz(r))`, one scratch vector per call); structured
+    /// kernels override it with their `O(V)` or `O(V²)` forms.
+    fn cumulative_matvec(&self, t: usize, r: &[f64], out: &mut [f64]) -> Result<()> {
+        let mut col = vec![0.0; self.vocab_size()];
+        posterior::cumulative_matvec_by_columns(self, t, r, &mut col, out)
+    }
+
     /// The prior the process is designed to converge to (the reference of D3PM's `L_T`):
     /// uniform for uniform and doubly-stochastic kernels, the point mass on the mask for
     /// absorbing kernels, `π` for marginal kernels.
@@ -183,14 +195,12 @@ pub(crate) fn check_step(t: usize, num_steps: usize, allow_zero: bool) -> Result
 }
 
 /// Validate a state index and an output buffer against `V`.
-#[allow(dead_code)] // TEMPORARY until kernels land
 pub(crate) fn check_state_out(arg: &'static str, x: u32, v: usize, out: &[f64]) -> Result<()> {
     validate::token(arg, x, v)?;
     validate::len("out", out.len(), v)
 }
 
 /// Validate a vector argument `p` (finite, non-negative, length `V`) and an output buffer.
-#[allow(dead_code)] // TEMPORARY until kernels land
 pub(crate) fn check_vec_out(p: &[f64], v: usize, out: &[f64]) -> Result<()> {
     validate::len("p", p.len(), v)?;
     validate::len("out", out.len(), v)?;

@@ -207,7 +207,7 @@ pub fn p_reverse_mixture<K: ForwardKernel + ?Sized>(
 /// (O(V · nnz(r))). Structured kernels offer O(V) versions (e.g.
 /// [`Mixture::cumulative_matvec`](crate::kernel::mixture::Mixture::cumulative_matvec)).
 /// `col` is scratch of length `V`.
-pub fn cumulative_matvec<K: ForwardKernel + ?Sized>(
+pub fn cumulative_matvec_by_columns<K: ForwardKernel + ?Sized>(
     kernel: &K,
     t: usize,
     r: &[f64],

@@ -19,7 +19,7 @@ use num_traits::Float;
 use crate::error::{Error, Result};
 #[cfg(doc)]
 use crate::kernel::posterior::p_reverse_joint;
-use crate::kernel::posterior::{PosteriorWorkspace, cumulative_matvec, q_posterior};
+use crate::kernel::posterior::{PosteriorWorkspace, q_posterior};
 use crate::kernel::{ForwardKernel, check_step};
 use crate::validate;
 
@@ -160,7 +160,7 @@ pub fn prior_bits<K: ForwardKernel + ?Sized>(
 /// With `m = p̃ᵀ Q̄_{t−1}`, `c = Q_t(·, x_t)`, `Z = Σ_j c_j m_j` and `q` the posterior,
 /// `∂L/∂p̃_k = −(Q̄_{t−1} r)_k + Q̄_t(k, x_t)/Z` with `r_j = q_j/m_j`, and through the
 /// softmax `∂L/∂ℓ_k = p̃_k (∂L/∂p̃_k − Σ_i p̃_i ∂L/∂p̃_i)`. The product `Q̄_{t−1} r` costs
-/// `O(V · |supp q|)` through the generic [`cumulative_matvec`].
+/// `O(V)` for mixture kernels through [`ForwardKernel::cumulative_matvec`].
 ///
 /// Errors: `t ∉ 2..=T`, bad tokens or lengths, non-finite logits;
 /// [`Error::ZeroProbability`] when `q(x_t | x_0) = 0`; [`Error::Numerical`] when
@@ -216,8 +216,7 @@ pub fn posterior_kl<K: ForwardKernel + ?Sized, F: Float>(
                 0.0
             };
         }
-        let (col, _) = ws.post.buffers(v);
-        cumulative_matvec(kernel, t - 1, &ws.m, col, &mut ws.s)?;
+        kernel.cumulative_matvec(t - 1, &ws.m, &mut ws.s)?;
         kernel.cumulative_col(t, x_t, &mut ws.c)?;
         let mut mean = 0.0;
         for k in 0..v {
