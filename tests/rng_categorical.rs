@@ -175,8 +175,8 @@ fn inverse_cdf_is_exact_quadrature_and_monotone() {
     let logits = logits25();
     let p = softmax(&logits);
     let masses: Vec<f64> = p.iter().map(|x| 7.0 * x).collect();
-    let mut c_logits = vec![0u64; 25];
-    let mut c_masses = vec![0u64; 25];
+    let mut c_logits = [0u64; 25];
+    let mut c_masses = [0u64; 25];
     let (mut prev_l, mut prev_m) = (0, 0);
     for k in 0..M {
         let u = (k as f64 + 0.5) / M as f64;
@@ -189,8 +189,16 @@ fn inverse_cdf_is_exact_quadrature_and_monotone() {
     }
     for i in 0..25 {
         let want = M as f64 * p[i];
-        assert!((c_logits[i] as f64 - want).abs() <= 1.0 + 1e-6, "{i}: {}", c_logits[i]);
-        assert!((c_masses[i] as f64 - want).abs() <= 1.0 + 1e-6, "{i}: {}", c_masses[i]);
+        assert!(
+            (c_logits[i] as f64 - want).abs() <= 1.0 + 1e-6,
+            "{i}: {}",
+            c_logits[i]
+        );
+        assert!(
+            (c_masses[i] as f64 - want).abs() <= 1.0 + 1e-6,
+            "{i}: {}",
+            c_masses[i]
+        );
     }
 }
 
@@ -261,10 +269,16 @@ fn f32_foil_cannot_hit_the_tail() {
         assert!(g >= prev, "f32 Gumbel decreases at k = {k}");
         prev = g;
     }
-    assert!((prev - 16.6355).abs() < 1e-3, "top of the f32 Gumbel: {prev}");
+    assert!(
+        (prev - 16.6355).abs() < 1e-3,
+        "top of the f32 Gumbel: {prev}"
+    );
     // g is nondecreasing, so the tail's best word is the top one: check every head word.
     for k_head in 0..W {
-        assert!(!foil_hits_tail(k_head, W - 1), "foil can hit at k_head = {k_head}");
+        assert!(
+            !foil_hits_tail(k_head, W - 1),
+            "foil can hit at k_head = {k_head}"
+        );
     }
 }
 
@@ -287,20 +301,18 @@ fn tail_of_a_262144_way_categorical_is_hit_at_the_binomial_rate() {
     let n_tail = (TAIL_V - 1) as f64;
     let p = -(-n_tail * KAPPA).exp_m1();
     let (lo, hi) = binomial_acceptance(TAIL_ROWS as u64, p, ALPHA);
-    assert!(lo >= 1, "the criterion must reject a sampler that never hits the tail");
+    assert!(
+        lo >= 1,
+        "the criterion must reject a sampler that never hits the tail"
+    );
 
     // The crate's f64 race on full 262,144-way rows.
     thread_local! {
         static ROW: std::cell::RefCell<Vec<f32>> = const { std::cell::RefCell::new(Vec::new()) };
     }
     let (hits, worst_rel) = par_sum(TAIL_ROWS, |r| {
-        let head_u = u64_to_open_unit_f64(u64_at(
-            key(),
-            Purpose::CATEGORICAL,
-            0,
-            r,
-            TAIL_HEAD as u64,
-        ));
+        let head_u =
+            u64_to_open_unit_f64(u64_at(key(), Purpose::CATEGORICAL, 0, r, TAIL_HEAD as u64));
         let e_head = -head_u.ln();
         assert!(e_head > 0.0);
         let lt = (KAPPA.ln() - e_head.ln()) as f32;
@@ -314,12 +326,26 @@ fn tail_of_a_262144_way_categorical_is_hit_at_the_binomial_rate() {
             sample_logits(logits, &mut rng).unwrap()
         });
         let lse = (n_tail * (lt as f64).exp()).ln_1p();
-        let want = if d.token as usize == TAIL_HEAD { -lse } else { lt as f64 - lse };
-        assert!((d.log_prob - want).abs() < 1e-12, "{} vs {want}", d.log_prob);
-        Pair((d.token as usize != TAIL_HEAD) as u64, (p_row / p - 1.0).abs())
+        let want = if d.token as usize == TAIL_HEAD {
+            -lse
+        } else {
+            lt as f64 - lse
+        };
+        assert!(
+            (d.log_prob - want).abs() < 1e-12,
+            "{} vs {want}",
+            d.log_prob
+        );
+        Pair(
+            (d.token as usize != TAIL_HEAD) as u64,
+            (p_row / p - 1.0).abs(),
+        )
     })
     .into();
-    assert!(worst_rel < 1e-5, "rows' hit probabilities spread by {worst_rel:e}");
+    assert!(
+        worst_rel < 1e-5,
+        "rows' hit probabilities spread by {worst_rel:e}"
+    );
     assert!(
         (lo..=hi).contains(&hits),
         "f64 race: {hits} tail hits in {TAIL_ROWS} rows, expected {:.2} (region [{lo}, {hi}])",
@@ -364,7 +390,17 @@ fn inverse_cdf_resolves_single_tail_tokens_of_a_262144_way_row() {
             p_head + (j as f64 - 0.5) * q
         }
     };
-    let probe = [0, 1, 7, 1000, TAIL_HEAD - 1, TAIL_HEAD, TAIL_HEAD + 1, 200_001, TAIL_V - 1];
+    let probe = [
+        0,
+        1,
+        7,
+        1000,
+        TAIL_HEAD - 1,
+        TAIL_HEAD,
+        TAIL_HEAD + 1,
+        200_001,
+        TAIL_V - 1,
+    ];
     let mut f32_misplaced = 0;
     for j in probe {
         let d = sample_logits_inverse_cdf(&logits, mid(j)).unwrap();
@@ -381,7 +417,10 @@ fn inverse_cdf_resolves_single_tail_tokens_of_a_262144_way_row() {
         }
         f32_misplaced += (got != j) as u32;
     }
-    assert!(f32_misplaced >= 3, "the f32 walk misplaced only {f32_misplaced} quantiles");
+    assert!(
+        f32_misplaced >= 3,
+        "the f32 walk misplaced only {f32_misplaced} quantiles"
+    );
 }
 
 /// (tail hits, largest relative deviation of a row's hit probability from `p`).
@@ -416,7 +455,8 @@ fn same_address_same_draw_and_documented_stream() {
         // Element i uses the i-th u64 at the address: argmax ℓ_i − ln E_i from u64_at.
         let reference = (0..logits.len())
             .map(|i| {
-                let u = u64_to_open_unit_f64(u64_at(key(), Purpose::CATEGORICAL, step, pos, i as u64));
+                let u =
+                    u64_to_open_unit_f64(u64_at(key(), Purpose::CATEGORICAL, step, pos, i as u64));
                 (i, logits[i] as f64 - (-u.ln()).ln())
             })
             .fold((0, f64::NEG_INFINITY), |b, x| if x.1 > b.1 { x } else { b });
@@ -460,7 +500,7 @@ fn race_is_coupled_across_filters_that_keep_the_winner() {
         let d = sample_logits(&logits, &mut addr()).unwrap();
         let mut filtered = logits.clone();
         for (i, l) in filtered.iter_mut().enumerate() {
-            if i != d.token as usize && (i + pos as usize) % 3 != 0 {
+            if i != d.token as usize && !(i + pos as usize).is_multiple_of(3) {
                 *l = NEG;
             }
         }
@@ -504,7 +544,14 @@ fn bad_logits_are_rejected() {
             sample_logits_inverse_cdf(logits, 0.5),
         ] {
             match (r, index) {
-                (Err(Error::NonFinite { arg: "logits", index: i, .. }), Some(j)) => assert_eq!(i, j),
+                (
+                    Err(Error::NonFinite {
+                        arg: "logits",
+                        index: i,
+                        ..
+                    }),
+                    Some(j),
+                ) => assert_eq!(i, j),
                 (Err(Error::InvalidArgument { arg: "logits", .. }), None) => {}
                 (other, _) => panic!("{logits:?}: unexpected {other:?}"),
             }
@@ -513,13 +560,25 @@ fn bad_logits_are_rejected() {
     // f64 logits too.
     assert!(matches!(
         sample_logits(&[0.0, f64::NAN, 1.0], &mut rng0()),
-        Err(Error::NonFinite { arg: "logits", index: 1, .. })
+        Err(Error::NonFinite {
+            arg: "logits",
+            index: 1,
+            ..
+        })
     ));
 }
 
 #[test]
 fn bad_uniforms_are_rejected() {
-    for u in [-0.1, 1.0, 1.5, f64::NAN, f64::INFINITY, f64::NEG_INFINITY, -0.0 - 1e-300] {
+    for u in [
+        -0.1,
+        1.0,
+        1.5,
+        f64::NAN,
+        f64::INFINITY,
+        f64::NEG_INFINITY,
+        -0.0 - 1e-300,
+    ] {
         assert!(
             matches!(
                 sample_logits_inverse_cdf(&[0.0_f32, 1.0], u),
@@ -572,4 +631,3 @@ fn bad_masses_are_rejected() {
         Err(Error::NonFinite { index: 1, .. })
     ));
 }
-

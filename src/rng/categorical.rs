@@ -6,7 +6,7 @@
 //! | [`sample_logits`] | `f32`/`f64` logits | one 53-bit uniform **per element** ([`CounterRng`]) | 1 | 1 exp, ≤ 1 log |
 //! | [`sample_logits_inverse_cdf`] | `f32`/`f64` logits | one uniform `u` **per row** | 2 | 2 exp |
 //! | [`sample_masses`] | `f64` masses `≥ 0` | one uniform `u` per row | 2 | 1 add |
-//! | [`sample_masses_race`] | `f64` masses `≥ 0` | one 53-bit uniform per element | 2 | 1 div, ≤ 1 log |
+//! | [`sample_masses_race`] | `f64` masses `≥ 0` | one 53-bit uniform per element | 2 | 1 mul, ≤ 1 log |
 //!
 //! All of them return a [`Draw`]: the token and its exact log-probability under the
 //! normalised input, computed in the same pass(es).
@@ -15,7 +15,8 @@
 //!
 //! **Every draw is decided in `f64` from 53-bit uniforms.** Logits may arrive as `f32`;
 //! each one is widened to `f64` before it is exponentiated, and the normaliser is
-//! accumulated in `f64`.
+//! accumulated in `f64` with Neumaier compensation (so `log_prob` is accurate to a few
+//! ulps whatever `V`). The policy in full, with the evidence, is in `docs/rng.md`.
 //!
 //! *Why not `f32` Gumbel-max.* The common GPU recipe `argmax_i ℓ_i + g_i`,
 //! `g_i = −ln(−ln u_i)` with `u_i` an `f32` uniform carrying 24 random bits, is exact only
@@ -34,7 +35,8 @@
 //! test is a 262,144-way categorical whose tail tokens each sit `20.5` nats below the head:
 //! in `10⁵` rows the tail is hit `≈ 32.8` times in expectation, `f32` noise hit it `0`
 //! times, `f64` noise `32` times (vllm-project/vllm#43150). `tests/rng_categorical.rs`
-//! reproduces that experiment against this module.
+//! runs a (conditioned, hence 100× cheaper) version of that experiment against this
+//! module, with an `f32` Gumbel foil that provably fails it.
 //!
 //! *What `f64` with 53 bits buys.* The race uses `E = −ln U`, `U = (k + 1) · 2⁻⁵³ ∈ (0, 1]`
 //! ([`CounterRng::exponential`]): its tail reaches `53 ln 2 ≈ 36.7` (probability `2⁻⁵³`
@@ -209,7 +211,7 @@ pub fn sample_logits<F: Float>(logits: &[F], rng: &mut CounterRng) -> Result<Dra
         if x == f64::NEG_INFINITY {
             continue;
         }
-        if !(x < f64::INFINITY) {
+        if x.is_nan() || x == f64::INFINITY {
             return Err(non_finite("logits", i, x));
         }
         let u = u64_to_open_unit_f64(bits);
@@ -259,7 +261,7 @@ pub fn sample_logits<F: Float>(logits: &[F], rng: &mut CounterRng) -> Result<Dra
 /// `u ∈ [0, 1)`, in `f64`.
 ///
 /// Pass 1 computes `m = max ℓ` and `s = Σ_i exp(ℓ_i − m)` online; pass 2 walks the
-/// cumulative sums `c_k = Σ_{i ≤ k} exp(ℓ_i − m)` and returns the first `k` with
+/// cumulative sums `c_k = Σ_{i ≤ k} exp(ℓ_i − m)` (both compensated) and returns the first `k` with
 /// `c_k > u · s`, so `P(k) = exp(ℓ_k − m) / s = softmax(ℓ)_k` (to within the `2⁻⁵³`
 /// resolution of a 53-bit `u`). Only positive weights advance the walk, so a `-inf`
 /// (or underflowing) logit is never returned; if rounding leaves `u · s` at or beyond the
@@ -287,7 +289,7 @@ pub fn sample_logits_inverse_cdf<F: Float>(logits: &[F], u: f64) -> Result<Draw>
     let mut acc = CompensatedSum::default();
     for (i, &l) in logits.iter().enumerate() {
         let x = f64_of(l);
-        if !(x < f64::INFINITY) {
+        if x.is_nan() || x == f64::INFINITY {
             return Err(non_finite("logits", i, x));
         }
         if x > m {
@@ -454,7 +456,11 @@ mod tests {
         for row in rows {
             for pos in 0..2000 {
                 let d = sample_logits(row, &mut rng(pos)).unwrap();
-                assert_eq!(d.token as usize, reference_race(row, pos), "{row:?} pos {pos}");
+                assert_eq!(
+                    d.token as usize,
+                    reference_race(row, pos),
+                    "{row:?} pos {pos}"
+                );
             }
         }
     }
@@ -462,13 +468,37 @@ mod tests {
     #[test]
     fn single_state_and_log_prob() {
         let d = sample_logits(&[f32::NEG_INFINITY, -7.0], &mut rng(0)).unwrap();
-        assert_eq!(d, Draw { token: 1, log_prob: 0.0 });
+        assert_eq!(
+            d,
+            Draw {
+                token: 1,
+                log_prob: 0.0
+            }
+        );
         let d = sample_logits_inverse_cdf(&[-7.0_f32], 0.9).unwrap();
-        assert_eq!(d, Draw { token: 0, log_prob: 0.0 });
+        assert_eq!(
+            d,
+            Draw {
+                token: 0,
+                log_prob: 0.0
+            }
+        );
         let d = sample_masses(&[0.0, 0.0, 5.0], 0.0).unwrap();
-        assert_eq!(d, Draw { token: 2, log_prob: 0.0 });
+        assert_eq!(
+            d,
+            Draw {
+                token: 2,
+                log_prob: 0.0
+            }
+        );
         let d = sample_masses_race(&[0.0, 5.0], &mut rng(0)).unwrap();
-        assert_eq!(d, Draw { token: 1, log_prob: 0.0 });
+        assert_eq!(
+            d,
+            Draw {
+                token: 1,
+                log_prob: 0.0
+            }
+        );
     }
 
     #[test]
