@@ -24,10 +24,11 @@
 //! `s = Σ_i exp(ℓ_i − m) ∈ [1, V]`, no exponential overflows and `s` never underflows, so
 //! logits of magnitude `1e4` (or `f32::MAX`) are handled exactly as well as small ones.
 //! Entropies and cross-entropies are written as sums of non-negative terms, so they
-//! suffer no cancellation and are `≥ 0` by construction. Summation is plain left-to-right
-//! `f64` accumulation would have relative error up to `V · 2⁻⁵³` (`3·10⁻¹¹` at `V = 2¹⁸`),
-//! far//! below the `2⁻²⁴` resolution of `f32` logits — and in fact compensated (Neumaier), so
-//! the normaliser is accurate to a few ulps whatever `V`.
+//! suffer no cancellation and are `≥ 0` by construction. Sums of exponentials use
+//! Neumaier's compensated summation: plain left-to-right `f64` accumulation would have a
+//! relative error up to `V · 2⁻⁵³` (`3·10⁻¹¹` at `V = 2¹⁸`); compensated, the normaliser is
+//! accurate to a few ulps whatever `V`. Entropy and cross-entropy accumulate their
+//! non-negative terms the same way.
 
 use num_traits::Float;
 
@@ -346,17 +347,17 @@ where
     validate::len("p", p.len(), n)?;
     validate::distribution("p", p, validate::SIMPLEX_TOL)?;
     let ln_s = shifted_sum(logits.clone(), m).ln();
-    let mut ce = 0.0;
+    let mut ce = CompensatedSum::default();
     for (&pi, &l) in p.iter().zip(logits) {
         if pi > 0.0 {
             let x = f64_of(l);
             if x == f64::NEG_INFINITY {
                 return Ok(f64::INFINITY);
             }
-            ce += pi * (ln_s + (m - x));
+            ce.add(pi * (ln_s + (m - x)));
         }
     }
-    Ok(ce)
+    Ok(ce.value())
 }
 
 #[cfg(test)]
