@@ -1,5 +1,4 @@
 //! Boundary validation helpers shared by every module (DESIGN §5).
-#![allow(dead_code)] // TEMPORARY: removed once every helper has a caller
 //!
 //! These are `pub(crate)`: the public API calls them on entry and hot inner loops never do.
 

@@ -603,7 +603,7 @@ fn bad_inputs_are_rejected() {
     };
     assert!(matches!(
         err(sample_d3pm(&kernel, &ninf, &[0], 2, &opts)),
-        Error::ZeroProbability { .. }
+        Error::InvalidArgument { .. }
     ));
     let bad_shape = Array2::<u32>::zeros((2, 2));
     let o = D3pmOptions {

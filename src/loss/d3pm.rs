@@ -93,18 +93,7 @@ pub struct HybridLoss {
 fn softmax_into<F: Float>(logits: &[F], v: usize, p: &mut [f64]) -> Result<f64> {
     validate::len("logits", logits.len(), v)?;
     validate::all_finite("logits", logits)?;
-    let mut mx = f64::NEG_INFINITY;
-    for (pi, l) in p.iter_mut().zip(logits) {
-        *pi = l.to_f64().unwrap_or(f64::NAN);
-        mx = mx.max(*pi);
-    }
-    let mut z = 0.0;
-    for pi in p.iter_mut() {
-        *pi = (*pi - mx).exp();
-        z += *pi;
-    }
-    p.iter_mut().for_each(|x| *x /= z);
-    Ok(mx + z.ln())
+    crate::math::softmax_into(logits, p)
 }
 
 fn check_grad<F>(grad: &Option<&mut [F]>, v: usize) -> Result<()> {
@@ -299,9 +288,7 @@ pub fn x0_cross_entropy<F: Float>(logits: &[F], x0: u32, grad: Option<&mut [F]>)
     validate::all_finite("logits", logits)?;
     check_grad(&grad, v)?;
     let f = |l: &F| l.to_f64().unwrap_or(f64::NAN);
-    let mx = logits.iter().map(f).fold(f64::NEG_INFINITY, f64::max);
-    let z: f64 = logits.iter().map(|l| (f(l) - mx).exp()).sum();
-    let lse = mx + z.ln();
+    let lse = crate::math::logsumexp(logits)?;
     if let Some(g) = grad {
         for (k, (gk, l)) in g.iter_mut().zip(logits).enumerate() {
             let d = if k == x0 as usize { 1.0 } else { 0.0 };

@@ -248,20 +248,13 @@ pub(crate) fn zero_evidence() -> Error {
 /// zero mass; if round-off leaves no index (u·total rounded up to total), the last index
 /// of positive mass. Callers guarantee a positive total.
 pub(crate) fn inverse_cdf(masses: &[f64], u: f64) -> usize {
-    let total: f64 = masses.iter().sum();
-    let target = u * total;
-    let mut acc = 0.0;
-    let mut last_positive = 0;
-    for (j, &m) in masses.iter().enumerate() {
-        if m > 0.0 {
-            acc += m;
-            last_positive = j;
-            if acc > target {
-                return j;
-            }
-        }
+    // The oracles build `masses` from validated probabilities (finite, non-negative, with a
+    // positive total) and `u` from `CounterRng::uniform` (in [0, 1)), so the shared sampler
+    // cannot fail here; the fallback keeps this helper total anyway.
+    match crate::rng::categorical::sample_masses(masses, u) {
+        Ok(d) => d.token as usize,
+        Err(_) => masses.iter().rposition(|&m| m > 0.0).unwrap_or(0),
     }
-    last_positive
 }
 
 /// A [`Denoiser`] whose logits are the exact posterior of an [`ExactPosterior`] under a

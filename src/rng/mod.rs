@@ -8,6 +8,9 @@
 pub mod categorical;
 pub mod philox;
 
+pub use categorical::{
+    Draw, sample_logits, sample_logits_inverse_cdf, sample_masses, sample_masses_race,
+};
 pub use philox::{
     CounterRng, Purpose, RngKey, philox4x32_10, u64_at, u64_to_open_unit_f64, u64_to_unit_f64,
 };

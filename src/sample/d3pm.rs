@@ -43,7 +43,10 @@ use ndarray::{Array1, Array2, Array3, ArrayView2};
 
 use crate::error::{Error, Result};
 use crate::kernel::ForwardKernel;
+use crate::kernel::posterior::{PosteriorWorkspace, p_reverse_joint, p_reverse_mixture};
+use crate::math::softmax_into;
 use crate::model::Denoiser;
+use crate::rng::categorical::sample_masses;
 use crate::rng::{CounterRng, Purpose, RngKey};
 use crate::validate;
 
@@ -116,61 +119,28 @@ pub fn reverse_probs<K: ForwardKernel + ?Sized>(
             format!("step {t} is outside 1..={}", kernel.num_steps()),
         ));
     }
-    let mut col = vec![0.0; v];
-    let mut tmp = vec![0.0; v];
-    reverse_probs_unchecked(kernel, t, x_t, p_tilde, form, out, &mut col, &mut tmp)
+    let mut ws = PosteriorWorkspace::new(v);
+    reverse_probs_ws(kernel, t, x_t, p_tilde, form, &mut ws, out)
 }
 
-/// [`reverse_probs`] without the argument checks, with scratch buffers (`col`, `tmp` of
-/// length `V`).
-#[allow(clippy::too_many_arguments)]
-fn reverse_probs_unchecked<K: ForwardKernel + ?Sized>(
+/// [`reverse_probs`] after validation of `p̃`, with a reusable workspace.
+fn reverse_probs_ws<K: ForwardKernel + ?Sized>(
     kernel: &K,
     t: usize,
     x_t: u32,
     p_tilde: &[f64],
     form: ReverseForm,
+    ws: &mut PosteriorWorkspace,
     out: &mut [f64],
-    col: &mut [f64],
-    tmp: &mut [f64],
 ) -> Result<()> {
     if t == 1 {
         out.copy_from_slice(p_tilde);
         return Ok(());
     }
     match form {
-        ReverseForm::Joint => {
-            kernel.cumulative_vecmat(t - 1, p_tilde, tmp)?;
-        }
-        ReverseForm::PosteriorMixture => {
-            // w(x0) = p̃(x0) / Q̄_t(x0, x_t), zero where x_t is unreachable from x0.
-            kernel.cumulative_col(t, x_t, col)?;
-            let mut w = vec![0.0; p_tilde.len()];
-            for ((wk, &p), &c) in w.iter_mut().zip(p_tilde).zip(col.iter()) {
-                *wk = if c > 0.0 { p / c } else { 0.0 };
-            }
-            kernel.cumulative_vecmat(t - 1, &w, tmp)?;
-        }
+        ReverseForm::Joint => p_reverse_joint(kernel, t, x_t, p_tilde, ws, out),
+        ReverseForm::PosteriorMixture => p_reverse_mixture(kernel, t, x_t, p_tilde, ws, out),
     }
-    kernel.step_col(t, x_t, col)?;
-    let mut total = 0.0;
-    for ((o, &c), &m) in out.iter_mut().zip(col.iter()).zip(tmp.iter()) {
-        let x = (c * m).max(0.0);
-        *o = x;
-        total += x;
-    }
-    if total.is_nan() || total <= 0.0 || total.is_infinite() {
-        return Err(Error::ZeroProbability {
-            what: format!(
-                "D3PM reverse p(x_(t-1) | x_t = {x_t}) at step {t}: the prediction p̃ puts no \
-                 mass on clean states that can reach x_t"
-            ),
-        });
-    }
-    for o in out.iter_mut() {
-        *o /= total;
-    }
-    Ok(())
 }
 
 /// D3PM ancestral sampling of `B = streams.len()` sequences of length `length`.
@@ -215,7 +185,7 @@ where
                 for i in 0..length {
                     let mut rng =
                         CounterRng::new(*key, Purpose::CATEGORICAL, steps as u32, i as u32);
-                    tokens[[bi, i]] = draw_inverse_cdf(&pi, rng.uniform());
+                    tokens[[bi, i]] = sample_masses(&pi, rng.uniform())?.token;
                 }
             }
         }
@@ -235,8 +205,7 @@ where
     let mut logits = Array3::<f32>::zeros((b, length, v));
     let mut p_tilde = vec![0.0; v];
     let mut probs = vec![0.0; v];
-    let mut col = vec![0.0; v];
-    let mut tmp = vec![0.0; v];
+    let mut ws = PosteriorWorkspace::new(v);
     let mut nfe = 0;
     for t in (1..=steps).rev() {
         let times = Array1::from_elem(b, t as f64 / steps as f64);
@@ -245,20 +214,11 @@ where
         for (bi, key) in keys.iter().enumerate() {
             for i in 0..length {
                 let row = logits.slice(ndarray::s![bi, i, ..]);
-                softmax_row(row.iter().copied(), &mut p_tilde, bi * length + i)?;
+                softmax_into(row, &mut p_tilde)?;
                 let x_t = tokens[[bi, i]];
-                reverse_probs_unchecked(
-                    kernel,
-                    t,
-                    x_t,
-                    &p_tilde,
-                    options.form,
-                    &mut probs,
-                    &mut col,
-                    &mut tmp,
-                )?;
+                reverse_probs_ws(kernel, t, x_t, &p_tilde, options.form, &mut ws, &mut probs)?;
                 let mut rng = CounterRng::new(*key, Purpose::CATEGORICAL, (t - 1) as u32, i as u32);
-                tokens[[bi, i]] = draw_inverse_cdf(&probs, rng.uniform());
+                tokens[[bi, i]] = sample_masses(&probs, rng.uniform())?.token;
             }
         }
     }
@@ -295,87 +255,4 @@ pub(crate) fn check_common(
         ));
     }
     Ok(())
-}
-
-/// `out = softmax(logits)` in f64 for one row (flat index `row = b·L + i`, used in errors); `−∞` entries get probability 0,
-/// NaN and `+∞` are rejected, as is a row without any finite entry.
-///
-/// MERGE: replace with `crate::math::softmax` (f32 logits → f64 probabilities).
-pub(crate) fn softmax_row<I: Iterator<Item = f32> + Clone>(
-    logits: I,
-    out: &mut [f64],
-    row: usize,
-) -> Result<()> {
-    let mut max = f64::NEG_INFINITY;
-    for (k, l) in logits.clone().enumerate() {
-        let l = l as f64;
-        if l.is_nan() || l == f64::INFINITY {
-            return Err(Error::NonFinite {
-                arg: "logits",
-                index: row * out.len() + k,
-                value: l,
-            });
-        }
-        max = max.max(l);
-    }
-    if max == f64::NEG_INFINITY {
-        return Err(Error::ZeroProbability {
-            what: format!("denoiser logits row {row} (flat b·L + i) is entirely -inf"),
-        });
-    }
-    let mut total = 0.0;
-    for (o, l) in out.iter_mut().zip(logits) {
-        let e = ((l as f64) - max).exp();
-        *o = e;
-        total += e;
-    }
-    for o in out.iter_mut() {
-        *o /= total;
-    }
-    Ok(())
-}
-
-/// Inverse-CDF draw of an index from masses `p` (non-negative, summing to ~1) with a uniform
-/// `u ∈ [0, 1)`: the smallest `k` with `u · Σp < Σ_{j ≤ k} p_j`; never returns an index of
-/// zero mass.
-///
-/// MERGE: replace with `crate::rng::categorical` (inverse-CDF draw from f64 masses).
-pub(crate) fn draw_inverse_cdf(p: &[f64], u: f64) -> u32 {
-    let total: f64 = p.iter().sum();
-    let target = u * total;
-    let mut acc = 0.0;
-    let mut last = 0;
-    for (k, &m) in p.iter().enumerate() {
-        if m > 0.0 {
-            acc += m;
-            last = k;
-            if target < acc {
-                return k as u32;
-            }
-        }
-    }
-    last as u32
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn inverse_cdf_edges() {
-        let p = [0.0, 0.25, 0.0, 0.75, 0.0];
-        assert_eq!(draw_inverse_cdf(&p, 0.0), 1);
-        assert_eq!(draw_inverse_cdf(&p, 0.2499), 1);
-        assert_eq!(draw_inverse_cdf(&p, 0.25), 3);
-        assert_eq!(draw_inverse_cdf(&p, 1.0 - 1e-16), 3);
-    }
-
-    #[test]
-    fn softmax_handles_neg_inf_and_rejects_nan() {
-        let mut out = [0.0; 3];
-        softmax_row([0.0f32, f32::NEG_INFINITY, 0.0].into_iter(), &mut out, 0).unwrap();
-        assert_eq!(out, [0.5, 0.0, 0.5]);
-        assert!(softmax_row([0.0f32, f32::NAN, 0.0].into_iter(), &mut out, 0).is_err());
-        assert!(softmax_row([f32::NEG_INFINITY; 3].into_iter(), &mut out, 0).is_err());
-    }
 }

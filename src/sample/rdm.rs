@@ -60,9 +60,11 @@
 
 use ndarray::{Array1, Array2, Array3};
 
-use super::d3pm::{Samples, check_common, draw_inverse_cdf, softmax_row};
+use super::d3pm::{Samples, check_common};
 use crate::error::{Error, Result};
+use crate::math::softmax_into;
 use crate::model::Denoiser;
+use crate::rng::categorical::sample_masses;
 use crate::rng::{CounterRng, Purpose, RngKey};
 use crate::validate;
 
@@ -402,7 +404,7 @@ pub fn sample_rdm<D: Denoiser + ?Sized>(
     for (bi, key) in keys.iter().enumerate() {
         for i in 0..length {
             let mut rng = CounterRng::new(*key, Purpose::CATEGORICAL, steps as u32, i as u32);
-            tokens[[bi, i]] = draw_inverse_cdf(pi, rng.uniform());
+            tokens[[bi, i]] = sample_masses(pi, rng.uniform())?.token;
         }
     }
     // b_t = 1 ⇔ the position is believed denoised; `stored` = score it was denoised with.
@@ -432,7 +434,7 @@ pub fn sample_rdm<D: Denoiser + ?Sized>(
             let mut cats: Vec<CounterRng> = Vec::with_capacity(length);
             for i in 0..length {
                 let row = logits.slice(ndarray::s![bi, i, ..]);
-                softmax_row(row.iter().copied(), &mut p, bi * length + i)?;
+                softmax_into(row, &mut p)?;
                 if let Some(m) = mask {
                     let pm = p[m as usize];
                     p[m as usize] = 0.0;
@@ -453,10 +455,10 @@ pub fn sample_rdm<D: Denoiser + ?Sized>(
                     X0Estimate::Argmax => argmax(&p),
                     X0Estimate::Sample { temperature } => {
                         if temperature == 1.0 {
-                            draw_inverse_cdf(&p, u)
+                            sample_masses(&p, u)?.token
                         } else {
                             tempered_probs(&p, temperature, &mut tempered);
-                            draw_inverse_cdf(&tempered, u)
+                            sample_masses(&tempered, u)?.token
                         }
                     }
                 };
@@ -529,14 +531,14 @@ pub fn sample_rdm<D: Denoiser + ?Sized>(
                 }
                 let u = cats[i].uniform();
                 let new = if denoised[[bi, i]] {
-                    draw_inverse_cdf(pi, u)
+                    sample_masses(pi, u)?.token
                 } else {
                     let a = schedule.routing_unchecked(s, t, x_t).carry;
                     for (n, &q) in noise2.iter_mut().zip(pi) {
                         *n = (1.0 - a) * q;
                     }
                     noise2[x_t as usize] += a;
-                    draw_inverse_cdf(&noise2, u)
+                    sample_masses(&noise2, u)?.token
                 };
                 tokens[[bi, i]] = new;
                 stored[[bi, i]] = f64::NEG_INFINITY;
@@ -560,7 +562,8 @@ fn argmax(p: &[f64]) -> u32 {
 
 /// `out ∝ p^{1/τ}` (= `softmax(logits / τ)`), computed in the log domain.
 ///
-/// MERGE: replace with the temperature logit transform of `crate::math`.
+/// (Temperature on probabilities; the composable logit transforms of the inference toolkit
+/// will subsume it.)
 fn tempered_probs(p: &[f64], temperature: f64, out: &mut [f64]) {
     let mut max = f64::NEG_INFINITY;
     for &x in p {
