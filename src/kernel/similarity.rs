@@ -1,1 +1,634 @@
-//! (in progress)
+//! Similarity kernels: symmetric doubly-stochastic forward processes built from a similarity
+//! matrix or from token embeddings (DESIGN §2 `kernel`, §3.1).
+//!
+//! One step mixes the identity with a symmetric doubly-stochastic matrix `S`,
+//!
+//! ```text
+//! Q_t = (1 − β_t) I + β_t S,        t ∈ 1..=T,
+//! ```
+//!
+//! so every `Q_t` is symmetric and doubly stochastic and the uniform law is stationary
+//! (Austin et al. 2021, "Structured Denoising Diffusion Models in Discrete State-Spaces",
+//! D3PM §3–4: structured transition matrices, nearest-neighbour kernels over embeddings;
+//! EvoDiff's D3PM-BLOSUM, Alamdari et al. 2023, is the case `S = Sinkhorn(exp(BLOSUM62))`,
+//! see [`super::blosum`]).
+//!
+//! All `Q_t` share the eigenvectors of `S`. With one f64 eigendecomposition
+//! `S = U diag(λ) Uᵀ` at construction,
+//!
+//! ```text
+//! Q̄_t = Q_1 ⋯ Q_t = U diag(d_t) Uᵀ,     d_{t,i} = Π_{s ≤ t} (1 − β_s + β_s λ_i),
+//! ```
+//!
+//! and the continuous-time view with generator `R = S − I` (rows sum to 0) has
+//! `exp(σ̄ R) = U diag(exp(σ̄ (λ − 1))) Uᵀ`. The `T × V` numbers `d_t` are precomputed, so a
+//! cumulative row, column or `pᵀ Q̄_t` costs O(V²) and a one-step row O(V).
+//!
+//! `S` comes from a symmetric non-negative weight matrix `W` by symmetric Sinkhorn–Knopp
+//! scaling ([`sinkhorn_symmetric`]): the positive diagonal `D` with `D W D` doubly stochastic
+//! (Sinkhorn & Knopp 1967; symmetric iteration `d ← sqrt(d / (W d))` of Knight 2008, "The
+//! Sinkhorn–Knopp algorithm: convergence and applications", SIAM J. Matrix Anal. Appl.
+//! 30(1)).
+//!
+//! **Round-off.** Entries computed through the eigenvectors carry an absolute error of a few
+//! ulps times `V`; values that come out below zero (true value 0 or tiny) are clamped to 0,
+//! so rows are valid probability vectors that sum to 1 within ~`1e-13`.
+
+use ndarray::{Array1, Array2, ArrayView1, ArrayView2};
+
+use crate::error::{Error, Result};
+use crate::kernel::{ForwardKernel, check_state_out, check_step, check_vec_out};
+use crate::linalg::symmetric_eigen;
+use crate::validate;
+
+/// Target of [`sinkhorn_symmetric`]: `max_i |Σ_j S_ij − 1| ≤ max(SINKHORN_TOL, 8·V·ε)`
+/// (the second term, with `ε` = `f64::EPSILON`, only matters for `V > 5600`, where the
+/// round-off of a row sum itself is that large).
+pub const SINKHORN_TOL: f64 = 1e-12;
+
+/// Iteration cap of [`sinkhorn_symmetric`]. The iteration converges linearly at rate
+/// `(1 − λ_min(S)) / 2` when the scaling exists; it stalls only for weight matrices without
+/// total support (then no scaling exists) or with `λ_min(S)` extremely close to −1.
+pub const SINKHORN_MAX_ITERS: usize = 10_000;
+
+/// Tolerance of [`Similarity::from_doubly_stochastic`] on row sums (`|Σ_j S_ij − 1|`).
+/// Symmetry is checked to `1e-12` absolute.
+pub const DOUBLY_STOCHASTIC_TOL: f64 = 1e-9;
+
+/// A similarity (embedding / BLOSUM) forward kernel: `Q_t = (1 − β_t) I + β_t S` with `S`
+/// symmetric and doubly stochastic (Austin et al. 2021, D3PM; Alamdari et al. 2023, EvoDiff).
+///
+/// Construct it from `S` ([`Similarity::from_doubly_stochastic`]), from a symmetric
+/// similarity matrix ([`Similarity::from_similarity`]), from embeddings
+/// ([`Similarity::from_embeddings_knn`]) or from BLOSUM62 ([`Similarity::blosum62`]).
+/// See the [module documentation](self) for the eigen route and its costs.
+#[derive(Debug, Clone)]
+pub struct Similarity {
+    /// `S`, `V × V`, exactly symmetric.
+    s: Array2<f64>,
+    /// Eigenvalues `λ` of `S` (non-decreasing).
+    lambda: Array1<f64>,
+    /// Orthonormal eigenvectors of `S` in the columns.
+    u: Array2<f64>,
+    /// `β_1..β_T`.
+    betas: Vec<f64>,
+    /// `(T + 1) × V`: row `t` holds `d_t` (row 0 is all ones).
+    d: Array2<f64>,
+}
+
+impl Similarity {
+    /// Kernel from a given symmetric doubly-stochastic `S` and schedule `β_1..β_T`:
+    /// `Q_t = (1 − β_t) I + β_t S`.
+    ///
+    /// Validation: `S` square with `V ≥ 2`, finite, non-negative, symmetric to `1e-12`
+    /// (absolute), every row summing to 1 within [`DOUBLY_STOCHASTIC_TOL`]; it is then
+    /// symmetrised exactly, `(S + Sᵀ)/2`. `betas` non-empty, every `β_t ∈ [0, 1]`.
+    /// Computes one eigendecomposition (`crate::linalg::symmetric_eigen`) and the table
+    /// `d_{t,i} = Π_{s ≤ t} (1 − β_s + β_s λ_i)`.
+    pub fn from_doubly_stochastic(s: Array2<f64>, betas: &[f64]) -> Result<Self> {
+        let v = check_square("s", s.view())?;
+        check_betas(betas)?;
+        for (idx, &x) in s.iter().enumerate() {
+            if x < 0.0 {
+                return Err(Error::invalid(
+                    "s",
+                    format!("entry ({}, {}) is negative ({x})", idx / v, idx % v),
+                ));
+            }
+        }
+        check_symmetric("s", s.view(), 1e-12)?;
+        for (i, row) in s.rows().into_iter().enumerate() {
+            let sum: f64 = row.sum();
+            if (sum - 1.0).abs() > DOUBLY_STOCHASTIC_TOL {
+                return Err(Error::invalid(
+                    "s",
+                    format!(
+                        "row {i} sums to {sum}, not 1 (tolerance {DOUBLY_STOCHASTIC_TOL}); \
+                         S must be doubly stochastic"
+                    ),
+                ));
+            }
+        }
+        let s = symmetrised(s.view());
+        let (lambda, u) = symmetric_eigen(s.view())?;
+        let t_max = betas.len();
+        let mut d = Array2::<f64>::ones((t_max + 1, v));
+        for t in 1..=t_max {
+            let b = betas[t - 1];
+            for i in 0..v {
+                d[[t, i]] = d[[t - 1, i]] * (1.0 - b + b * lambda[i]);
+            }
+        }
+        Ok(Similarity {
+            s,
+            lambda,
+            u,
+            betas: betas.to_vec(),
+            d,
+        })
+    }
+
+    /// Kernel from a symmetric similarity (score) matrix: `W_ij = exp(sim_ij / temperature)`,
+    /// `S = D W D` its symmetric Sinkhorn scaling ([`sinkhorn_symmetric`]), and
+    /// `Q_t = (1 − β_t) I + β_t S`.
+    ///
+    /// Higher similarity means a likelier substitution; a small temperature concentrates `S`
+    /// on the most similar pairs (and on the diagonal when self-similarity dominates).
+    /// The exponent is shifted by `max sim` before `exp`, which leaves `S` unchanged (the
+    /// scaling absorbs constant factors); pairs whose `(sim_ij − max sim)/temperature`
+    /// underflows `exp` get weight 0.
+    ///
+    /// Errors: `sim` not square, `V < 2`, non-finite, or not symmetric to
+    /// `1e-12 · max(1, max|sim|)`; `temperature` not finite and positive; bad `betas`
+    /// (see [`Similarity::from_doubly_stochastic`]); Sinkhorn not converging
+    /// ([`Error::Numerical`], only when underflowed weights destroy total support).
+    pub fn from_similarity(sim: ArrayView2<'_, f64>, temperature: f64, betas: &[f64]) -> Result<Self> {
+        check_square("sim", sim)?;
+        let scale = sim.iter().fold(1.0f64, |m, x| m.max(x.abs()));
+        check_symmetric("sim", sim, 1e-12 * scale)?;
+        check_temperature(temperature)?;
+        check_betas(betas)?;
+        let sim = symmetrised(sim);
+        let m = sim.iter().fold(f64::NEG_INFINITY, |m, &x| m.max(x));
+        let w = sim.mapv(|x| ((x - m) / temperature).exp());
+        let s = sinkhorn_symmetric(w.view())?;
+        Self::from_doubly_stochastic(s, betas)
+    }
+
+    /// Kernel over token embeddings `emb` (`[V, dim]`): the symmetrised `k`-nearest-neighbour
+    /// graph with Gaussian affinities ([`knn_affinity`]), Sinkhorn-scaled to a doubly
+    /// stochastic `S`, and `Q_t = (1 − β_t) I + β_t S`.
+    ///
+    /// This is the D3PM nearest-neighbour idea (Austin et al. 2021: corruption moves a token
+    /// towards tokens that are close in embedding space) in the mixture form of this module;
+    /// D3PM's own text kernel exponentiates a rate matrix built from the kNN adjacency,
+    /// which [`Similarity::generator_exp_row`] provides for this `S`.
+    ///
+    /// Errors: as [`knn_affinity`], bad `betas`, or Sinkhorn not converging.
+    pub fn from_embeddings_knn(
+        emb: ArrayView2<'_, f64>,
+        k: usize,
+        bandwidth: f64,
+        betas: &[f64],
+    ) -> Result<Self> {
+        check_betas(betas)?;
+        let w = knn_affinity(emb, k, bandwidth)?;
+        let s = sinkhorn_symmetric(w.view())?;
+        Self::from_doubly_stochastic(s, betas)
+    }
+
+    /// The symmetric doubly-stochastic matrix `S` (`V × V`).
+    pub fn matrix(&self) -> ArrayView2<'_, f64> {
+        self.s.view()
+    }
+
+    /// Eigenvalues `λ` of `S`, non-decreasing; all lie in `[−1, 1]` and the largest is 1
+    /// (eigenvector `1/√V`).
+    pub fn eigenvalues(&self) -> ArrayView1<'_, f64> {
+        self.lambda.view()
+    }
+
+    /// Orthonormal eigenvectors of `S` in the columns (`S = U diag(λ) Uᵀ`).
+    pub fn eigenvectors(&self) -> ArrayView2<'_, f64> {
+        self.u.view()
+    }
+
+    /// The schedule `β_1..β_T` (`betas()[t − 1] = β_t`).
+    pub fn betas(&self) -> &[f64] {
+        &self.betas
+    }
+
+    /// The spectrum of `Q̄_t`: `d_{t,i} = Π_{s ≤ t} (1 − β_s + β_s λ_i)`, `t ∈ 0..=T`
+    /// (`Q̄_t = U diag(d_t) Uᵀ`; `d_0 = 1`).
+    pub fn cumulative_spectrum(&self, t: usize) -> Result<ArrayView1<'_, f64>> {
+        check_step(t, self.betas.len(), true)?;
+        Ok(self.d.row(t))
+    }
+
+    /// Generator row `R(x, ·)` of the continuous-time view `R = S − I`:
+    /// `out[j] = S(x, j) − δ_{xj}` (rows sum to 0, off-diagonal rates non-negative).
+    pub fn generator_row(&self, x: u32, out: &mut [f64]) -> Result<()> {
+        check_state_out("x", x, self.s.nrows(), out)?;
+        let x = x as usize;
+        for (o, &s) in out.iter_mut().zip(self.s.row(x)) {
+            *o = s;
+        }
+        out[x] -= 1.0;
+        Ok(())
+    }
+
+    /// Row of the continuous-time transition matrix `exp(σ̄ R)`, `R = S − I`:
+    /// `out[j] = Σ_i U_{xi} exp(σ̄ (λ_i − 1)) U_{ji}`, from the construction-time
+    /// eigendecomposition (O(V²)). `σ̄ = ∫σ` is the total noise, finite and `≥ 0`.
+    ///
+    /// `exp(σ̄ R)` is symmetric and doubly stochastic, so this is also its column; it tends
+    /// to the uniform law as `σ̄ → ∞` when `S` is irreducible (SEDD/τLDR CTMC convention:
+    /// rows of `R` sum to 0).
+    pub fn generator_exp_row(&self, sigma_bar: f64, x: u32, out: &mut [f64]) -> Result<()> {
+        check_sigma_bar(sigma_bar)?;
+        let v = self.s.nrows();
+        check_state_out("x", x, v, out)?;
+        let x = x as usize;
+        if sigma_bar == 0.0 {
+            one_hot(x, out);
+            return Ok(());
+        }
+        let w: Vec<f64> = (0..v)
+            .map(|i| self.u[[x, i]] * (sigma_bar * (self.lambda[i] - 1.0)).exp())
+            .collect();
+        self.apply_u(&w, out);
+        Ok(())
+    }
+
+    /// `out = pᵀ exp(σ̄ R)`, `R = S − I`, for finite non-negative `p` of length `V` (O(V²)).
+    pub fn generator_exp_vecmat(&self, sigma_bar: f64, p: &[f64], out: &mut [f64]) -> Result<()> {
+        check_sigma_bar(sigma_bar)?;
+        check_vec_out(p, self.s.nrows(), out)?;
+        if sigma_bar == 0.0 {
+            out.copy_from_slice(p);
+            return Ok(());
+        }
+        let mut y = self.apply_ut(p);
+        for (yi, &l) in y.iter_mut().zip(self.lambda.iter()) {
+            *yi *= (sigma_bar * (l - 1.0)).exp();
+        }
+        self.apply_u(&y, out);
+        Ok(())
+    }
+
+    /// `out = U w`, clamped at 0 (see the module's note on round-off).
+    fn apply_u(&self, w: &[f64], out: &mut [f64]) {
+        for (o, row) in out.iter_mut().zip(self.u.rows()) {
+            let acc: f64 = row.iter().zip(w).map(|(a, b)| a * b).sum();
+            *o = acc.max(0.0);
+        }
+    }
+
+    /// `Uᵀ p`.
+    fn apply_ut(&self, p: &[f64]) -> Vec<f64> {
+        let mut y = vec![0.0; p.len()];
+        for (&pj, row) in p.iter().zip(self.u.rows()) {
+            if pj != 0.0 {
+                for (yi, &uji) in y.iter_mut().zip(row.iter()) {
+                    *yi += pj * uji;
+                }
+            }
+        }
+        y
+    }
+
+    /// Row `x` of `Q̄_t` for `t ≥ 1` (already validated).
+    fn cumulative_row_unchecked(&self, t: usize, x: usize, out: &mut [f64]) {
+        let d = self.d.row(t);
+        let w: Vec<f64> = (0..d.len()).map(|i| self.u[[x, i]] * d[i]).collect();
+        self.apply_u(&w, out);
+    }
+}
+
+impl ForwardKernel for Similarity {
+    fn vocab_size(&self) -> usize {
+        self.s.nrows()
+    }
+
+    fn num_steps(&self) -> usize {
+        self.betas.len()
+    }
+
+    /// `out[j] = (1 − β_t) δ_{xj} + β_t S(x, j)`, O(V).
+    fn step_row(&self, t: usize, x: u32, out: &mut [f64]) -> Result<()> {
+        check_step(t, self.betas.len(), false)?;
+        check_state_out("x", x, self.s.nrows(), out)?;
+        let x = x as usize;
+        let b = self.betas[t - 1];
+        for (o, &s) in out.iter_mut().zip(self.s.row(x)) {
+            *o = b * s;
+        }
+        out[x] += 1.0 - b;
+        Ok(())
+    }
+
+    /// `Q_t` is symmetric: the column equals the row.
+    fn step_col(&self, t: usize, y: u32, out: &mut [f64]) -> Result<()> {
+        check_step(t, self.betas.len(), false)?;
+        check_state_out("y", y, self.s.nrows(), out)?;
+        self.step_row(t, y, out)
+    }
+
+    /// `out[j] = Σ_i U_{x0,i} d_{t,i} U_{j,i}`, O(V²); exact one-hot at `t = 0`.
+    fn cumulative_row(&self, t: usize, x0: u32, out: &mut [f64]) -> Result<()> {
+        check_step(t, self.betas.len(), true)?;
+        check_state_out("x0", x0, self.s.nrows(), out)?;
+        if t == 0 {
+            one_hot(x0 as usize, out);
+        } else {
+            self.cumulative_row_unchecked(t, x0 as usize, out);
+        }
+        Ok(())
+    }
+
+    /// `Q̄_t` is symmetric: the column equals the row.
+    fn cumulative_col(&self, t: usize, y: u32, out: &mut [f64]) -> Result<()> {
+        check_step(t, self.betas.len(), true)?;
+        check_state_out("y", y, self.s.nrows(), out)?;
+        if t == 0 {
+            one_hot(y as usize, out);
+        } else {
+            self.cumulative_row_unchecked(t, y as usize, out);
+        }
+        Ok(())
+    }
+
+    /// `out = pᵀ Q̄_t = U diag(d_t) Uᵀ p`, O(V²).
+    fn cumulative_vecmat(&self, t: usize, p: &[f64], out: &mut [f64]) -> Result<()> {
+        check_step(t, self.betas.len(), true)?;
+        check_vec_out(p, self.s.nrows(), out)?;
+        if t == 0 {
+            out.copy_from_slice(p);
+            return Ok(());
+        }
+        let mut y = self.apply_ut(p);
+        for (yi, &di) in y.iter_mut().zip(self.d.row(t).iter()) {
+            *yi *= di;
+        }
+        self.apply_u(&y, out);
+        Ok(())
+    }
+
+    /// `out = (1 − β_t) p + β_t S p` (`S` symmetric), O(V²).
+    fn step_vecmat(&self, t: usize, p: &[f64], out: &mut [f64]) -> Result<()> {
+        check_step(t, self.betas.len(), false)?;
+        check_vec_out(p, self.s.nrows(), out)?;
+        let b = self.betas[t - 1];
+        for ((o, row), &pj) in out.iter_mut().zip(self.s.rows()).zip(p) {
+            let sp: f64 = row.iter().zip(p).map(|(a, c)| a * c).sum();
+            *o = (1.0 - b) * pj + b * sp;
+        }
+        Ok(())
+    }
+
+    /// Uniform: `out[j] = 1/V` (every `Q_t` is doubly stochastic).
+    fn stationary(&self, out: &mut [f64]) -> Result<()> {
+        let v = self.s.nrows();
+        validate::len("out", out.len(), v)?;
+        out.fill(1.0 / v as f64);
+        Ok(())
+    }
+}
+
+/// Symmetric Sinkhorn–Knopp scaling: the doubly-stochastic `S = D W D` of a symmetric
+/// non-negative `W`, with `D = diag(d)`, `d > 0`.
+///
+/// Iterates `d ← sqrt(d / (W d))` (Knight 2008, the symmetric form of Sinkhorn & Knopp 1967)
+/// from `d_i = 1/sqrt(Σ_j W_ij)` until `max_i |d_i (W d)_i − 1| ≤ max(`[`SINKHORN_TOL`]`,
+/// 8·V·ε)`, at most [`SINKHORN_MAX_ITERS`] times. `S` is returned exactly symmetric. The
+/// scaling exists and is unique iff `W` has total support (e.g. a positive diagonal, or all
+/// entries positive); for a symmetric `W` it coincides with the limit of alternating
+/// row/column normalisation.
+///
+/// Errors: `W` not square, empty, non-finite, negative, not symmetric to
+/// `1e-12 · max W`, or with an all-zero row; [`Error::Numerical`] when the iteration does
+/// not reach the tolerance (no total support, or pathological conditioning).
+pub fn sinkhorn_symmetric(w: ArrayView2<'_, f64>) -> Result<Array2<f64>> {
+    let (n, m) = w.dim();
+    if n != m || n == 0 {
+        return Err(Error::shape("w", "a non-empty square matrix", format!("{n}×{m}")));
+    }
+    validate::all_finite("w", w.iter())?;
+    let mut wmax = 0.0f64;
+    for (idx, &x) in w.iter().enumerate() {
+        if x < 0.0 {
+            return Err(Error::invalid(
+                "w",
+                format!("entry ({}, {}) is negative ({x})", idx / n, idx % n),
+            ));
+        }
+        wmax = wmax.max(x);
+    }
+    check_symmetric("w", w, 1e-12 * wmax)?;
+    for (i, row) in w.rows().into_iter().enumerate() {
+        if row.iter().all(|&x| x == 0.0) {
+            return Err(Error::invalid(
+                "w",
+                format!("row {i} is all zero: no doubly-stochastic scaling exists"),
+            ));
+        }
+    }
+    // Constant factors do not change the scaled matrix; normalise max W to 1.
+    let w = symmetrised(w).mapv(|x| x / wmax);
+    let tol = SINKHORN_TOL.max(8.0 * n as f64 * f64::EPSILON);
+    let mut d: Vec<f64> = w.rows().into_iter().map(|r| 1.0 / r.sum().sqrt()).collect();
+    let mut r = vec![0.0; n];
+    let mut err = f64::INFINITY;
+    for _ in 0..SINKHORN_MAX_ITERS {
+        err = 0.0;
+        for (i, row) in w.rows().into_iter().enumerate() {
+            let wd: f64 = row.iter().zip(&d).map(|(a, b)| a * b).sum();
+            r[i] = d[i] * wd;
+            err = err.max((r[i] - 1.0).abs());
+        }
+        if !err.is_finite() || r.iter().any(|&x| x <= 0.0 || !x.is_finite()) {
+            return Err(Error::Numerical {
+                what: "sinkhorn_symmetric",
+                reason: format!("row sums left the positive finite range (max error {err})"),
+            });
+        }
+        if err <= tol {
+            let mut s = Array2::<f64>::zeros((n, n));
+            for i in 0..n {
+                for j in i..n {
+                    let x = d[i] * w[[i, j]] * d[j];
+                    s[[i, j]] = x;
+                    s[[j, i]] = x;
+                }
+            }
+            return Ok(s);
+        }
+        for (di, &ri) in d.iter_mut().zip(&r) {
+            *di /= ri.sqrt();
+        }
+    }
+    Err(Error::Numerical {
+        what: "sinkhorn_symmetric",
+        reason: format!(
+            "no convergence in {SINKHORN_MAX_ITERS} iterations (max row-sum error {err:e} > \
+             {tol:e}); W probably lacks total support (e.g. zero diagonal entries that no \
+             permutation can avoid), so no doubly-stochastic scaling exists"
+        ),
+    })
+}
+
+/// Symmetrised `k`-nearest-neighbour affinity matrix of embeddings `emb` (`[V, dim]`):
+///
+/// ```text
+/// W_ij = exp(−‖e_i − e_j‖² / h²)   if j ∈ N_k(i) or i ∈ N_k(j)      (i ≠ j)
+/// W_ii = 1                                                          (self loop)
+/// W_ij = 0                         otherwise,
+/// ```
+///
+/// where `N_k(i)` are the `k` tokens `j ≠ i` nearest to `i` in Euclidean distance (ties
+/// broken by the smaller index) and `h = bandwidth`. Every row has at least `k` off-diagonal
+/// neighbours (the graph is the union of the directed kNN graph and its transpose). The
+/// positive diagonal guarantees that the Sinkhorn scaling exists; an affinity that underflows
+/// `exp` leaves its edge with weight 0.
+///
+/// Errors: `emb` with fewer than 2 rows or no columns or non-finite entries; `k = 0` or
+/// `k ≥ V`; `bandwidth` not finite and positive.
+pub fn knn_affinity(emb: ArrayView2<'_, f64>, k: usize, bandwidth: f64) -> Result<Array2<f64>> {
+    let (v, dim) = emb.dim();
+    validate::vocab("emb", v)?;
+    if dim == 0 {
+        return Err(Error::shape("emb", "[V, dim] with dim ≥ 1", format!("[{v}, 0]")));
+    }
+    validate::all_finite("emb", emb.iter())?;
+    if k == 0 || k >= v {
+        return Err(Error::invalid(
+            "k",
+            format!("number of neighbours {k} must be in 1..{v} (V = {v})"),
+        ));
+    }
+    if !(bandwidth.is_finite() && bandwidth > 0.0) {
+        return Err(Error::invalid(
+            "bandwidth",
+            format!("{bandwidth} must be finite and positive"),
+        ));
+    }
+    let mut dist2 = Array2::<f64>::zeros((v, v));
+    for i in 0..v {
+        for j in (i + 1)..v {
+            let dd: f64 = emb
+                .row(i)
+                .iter()
+                .zip(emb.row(j))
+                .map(|(a, b)| (a - b) * (a - b))
+                .sum();
+            dist2[[i, j]] = dd;
+            dist2[[j, i]] = dd;
+        }
+    }
+    let h2 = bandwidth * bandwidth;
+    let mut w = Array2::<f64>::zeros((v, v));
+    let mut order: Vec<usize> = Vec::with_capacity(v - 1);
+    for i in 0..v {
+        w[[i, i]] = 1.0;
+        order.clear();
+        order.extend((0..v).filter(|&j| j != i));
+        order.sort_by(|&a, &b| dist2[[i, a]].total_cmp(&dist2[[i, b]]).then(a.cmp(&b)));
+        for &j in &order[..k] {
+            let a = (-dist2[[i, j]] / h2).exp();
+            w[[i, j]] = a;
+            w[[j, i]] = a;
+        }
+    }
+    Ok(w)
+}
+
+fn one_hot(x: usize, out: &mut [f64]) {
+    out.fill(0.0);
+    out[x] = 1.0;
+}
+
+/// `(A + Aᵀ) / 2`.
+fn symmetrised(a: ArrayView2<'_, f64>) -> Array2<f64> {
+    let n = a.nrows();
+    Array2::from_shape_fn((n, n), |(i, j)| 0.5 * (a[[i, j]] + a[[j, i]]))
+}
+
+/// Square, `V ≥ 2`, finite. Returns `V`.
+fn check_square(arg: &'static str, a: ArrayView2<'_, f64>) -> Result<usize> {
+    let (n, m) = a.dim();
+    if n != m {
+        return Err(Error::shape(arg, "a square matrix", format!("{n}×{m}")));
+    }
+    validate::vocab(arg, n)?;
+    validate::all_finite(arg, a.iter())?;
+    Ok(n)
+}
+
+fn check_symmetric(arg: &'static str, a: ArrayView2<'_, f64>, tol: f64) -> Result<()> {
+    let n = a.nrows();
+    for i in 0..n {
+        for j in 0..i {
+            if (a[[i, j]] - a[[j, i]]).abs() > tol {
+                return Err(Error::invalid(
+                    arg,
+                    format!(
+                        "matrix is not symmetric: [{i},{j}] = {} but [{j},{i}] = {} \
+                         (tolerance {tol:e})",
+                        a[[i, j]],
+                        a[[j, i]]
+                    ),
+                ));
+            }
+        }
+    }
+    Ok(())
+}
+
+fn check_betas(betas: &[f64]) -> Result<()> {
+    if betas.is_empty() {
+        return Err(Error::invalid("betas", "schedule is empty (need T ≥ 1 steps)"));
+    }
+    for (i, &b) in betas.iter().enumerate() {
+        if !(0.0..=1.0).contains(&b) {
+            return Err(Error::invalid(
+                "betas",
+                format!("β_{} = betas[{i}] = {b} is not in [0, 1]", i + 1),
+            ));
+        }
+    }
+    Ok(())
+}
+
+fn check_temperature(temperature: f64) -> Result<()> {
+    if !(temperature.is_finite() && temperature > 0.0) {
+        return Err(Error::invalid(
+            "temperature",
+            format!("{temperature} must be finite and positive"),
+        ));
+    }
+    Ok(())
+}
+
+fn check_sigma_bar(sigma_bar: f64) -> Result<()> {
+    if !(sigma_bar.is_finite() && sigma_bar >= 0.0) {
+        return Err(Error::invalid(
+            "sigma_bar",
+            format!("total noise {sigma_bar} must be finite and non-negative"),
+        ));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use ndarray::array;
+
+    /// Two states: `S = [[1−a, a], [a, 1−a]]`, `λ = {1, 1−2a}`, so
+    /// `Q̄_t(0, 1) = (1 − Π(1 − 2aβ_s)) / 2` and `exp(σ̄R)(0, 1) = (1 − e^{−2aσ̄}) / 2`.
+    #[test]
+    fn two_state_closed_forms() {
+        let a = 0.3;
+        let betas = [0.1, 0.5, 0.9];
+        let k = Similarity::from_doubly_stochastic(array![[1.0 - a, a], [a, 1.0 - a]], &betas)
+            .unwrap();
+        let mut out = [0.0; 2];
+        let mut prod = 1.0;
+        for t in 1..=3 {
+            prod *= 1.0 - 2.0 * a * betas[t - 1];
+            k.cumulative_row(t, 0, &mut out).unwrap();
+            assert!((out[1] - 0.5 * (1.0 - prod)).abs() < 1e-15);
+            assert!((out[0] - 0.5 * (1.0 + prod)).abs() < 1e-15);
+        }
+        k.generator_exp_row(0.7, 0, &mut out).unwrap();
+        let e = (-2.0 * a * 0.7f64).exp();
+        assert!((out[1] - 0.5 * (1.0 - e)).abs() < 1e-15);
+    }
+
+    #[test]
+    fn sinkhorn_of_doubly_stochastic_is_identity_map() {
+        let s = array![[0.5, 0.25, 0.25], [0.25, 0.5, 0.25], [0.25, 0.25, 0.5]];
+        let out = sinkhorn_symmetric(s.view()).unwrap();
+        assert!((&out - &s).iter().all(|x| x.abs() < 1e-15));
+    }
+}
