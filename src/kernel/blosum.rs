@@ -194,6 +194,7 @@ mod tests {
     use super::*;
 
     #[test]
+    #[allow(clippy::needless_range_loop)]
     fn table_is_symmetric_with_known_diagonal() {
         for i in 0..24 {
             for j in 0..24 {
@@ -203,7 +204,9 @@ mod tests {
         let diag: Vec<i8> = (0..24).map(|i| BLOSUM62[i][i]).collect();
         assert_eq!(
             diag,
-            [4, 5, 6, 6, 9, 5, 5, 6, 8, 4, 4, 5, 5, 6, 7, 4, 5, 11, 7, 4, 4, 4, -1, 1]
+            [
+                4, 5, 6, 6, 9, 5, 5, 6, 8, 4, 4, 5, 5, 6, 7, 4, 5, 11, 7, 4, 4, 4, -1, 1
+            ]
         );
     }
 
