@@ -11,7 +11,7 @@ use discrete_diffusion::kernel::blosum::{
     blosum62_standard, blosum62_submatrix,
 };
 use discrete_diffusion::kernel::similarity::{
-    SINKHORN_TOL, Similarity, knn_affinity, sinkhorn_symmetric,
+    SINKHORN_TOL, Similarity, knn_affinity, sinkhorn_symmetric, sinkhorn_symmetric_log,
 };
 use ndarray::{Array2, ArrayView2, array};
 use proptest::prelude::*;
@@ -224,6 +224,29 @@ fn sinkhorn_support_without_total_support_tends_to_the_limit() {
         }
         Err(e) => assert!(matches!(e, Error::Numerical { .. })),
     }
+}
+
+#[test]
+fn log_domain_scaling_survives_underflow() {
+    // exp(sim/τ) spans e^±10⁴: in plain f64 rows 1 and 2 would be all zero, yet all
+    // weights are positive, so the scaling exists.
+    let extreme = array![[0.0, 0.0, 0.0], [0.0, -1e4, -1e4], [0.0, -1e4, -1e4]];
+    let k = Similarity::from_similarity(extreme.view(), 1.0, &[0.5]).unwrap();
+    assert_doubly_stochastic(k.matrix(), 1e-14);
+    // Log and plain routes agree where both apply.
+    let w = random_symmetric(6, 0.1, 2.0, 3);
+    let a = sinkhorn_symmetric(w.view()).unwrap();
+    let b = sinkhorn_symmetric_log(w.mapv(f64::ln).view()).unwrap();
+    assert!((&a - &b).iter().all(|x| x.abs() < 1e-14));
+    // −∞ entries are zero weights.
+    let ninf = f64::NEG_INFINITY;
+    let s = sinkhorn_symmetric_log(array![[0.0, ninf], [ninf, 5.0]].view()).unwrap();
+    assert_eq!(s, array![[1.0, 0.0], [0.0, 1.0]]);
+    // BLOSUM62 at a tiny temperature tends to the identity (its diagonal is each row's
+    // strict maximum, so the identity is the unique optimal assignment).
+    let k = Similarity::blosum62(0.01, &[0.5]).unwrap();
+    assert_doubly_stochastic(k.matrix(), 1e-14);
+    assert!((0..20).all(|i| k.matrix()[[i, i]] > 1.0 - 1e-12));
 }
 
 // ---------------------------------------------------------------- kernel identities
@@ -777,12 +800,38 @@ fn bad_input_constructors() {
         sinkhorn_symmetric(array![[0.0, 1.0, 0.0], [1.0, 0.0, 1.0], [0.0, 1.0, 0.0]].view()),
         Err(Error::Numerical { .. })
     ));
-    // from_similarity whose weights underflow to a matrix without total support.
-    let extreme = array![[0.0, 0.0, 0.0], [0.0, -1e4, -1e4], [0.0, -1e4, -1e4]];
+    // No support through −∞ log-weights (rows 1 and 2 both need column 0).
+    let ninf = f64::NEG_INFINITY;
+    let no_support = array![[0.0, 0.0, 0.0], [0.0, ninf, ninf], [0.0, ninf, ninf]];
     assert!(matches!(
-        Similarity::from_similarity(extreme.view(), 1.0, &[0.5]),
+        sinkhorn_symmetric_log(no_support.view()),
         Err(Error::Numerical { .. })
     ));
+    // sinkhorn_symmetric_log
+    is_invalid(
+        sinkhorn_symmetric_log(Array2::zeros((2, 3)).view()),
+        "log_w",
+    );
+    is_invalid(
+        sinkhorn_symmetric_log(Array2::zeros((0, 0)).view()),
+        "log_w",
+    );
+    is_invalid(
+        sinkhorn_symmetric_log(array![[0.0, f64::NAN], [f64::NAN, 0.0]].view()),
+        "log_w",
+    );
+    is_invalid(
+        sinkhorn_symmetric_log(array![[0.0, f64::INFINITY], [f64::INFINITY, 0.0]].view()),
+        "log_w",
+    );
+    is_invalid(
+        sinkhorn_symmetric_log(array![[0.0, 1.0], [2.0, 0.0]].view()),
+        "log_w",
+    );
+    is_invalid(
+        sinkhorn_symmetric_log(array![[ninf, ninf], [ninf, 0.0]].view()),
+        "log_w",
+    );
     // BLOSUM
     is_invalid(blosum62_index(b'J'), "letter");
     is_invalid(blosum62_score(b'A', b'#'), "letter");

@@ -176,8 +176,10 @@ impl Similarity {
     /// EvoDiff's D3PM-BLOSUM transition matrix (Alamdari et al. 2023); the module
     /// documentation lists precisely how and why it differs.
     ///
-    /// Errors: `temperature` not finite and positive, `betas` empty or outside `[0, 1]`, or
-    /// Sinkhorn not converging (only for extreme temperatures that underflow `exp`).
+    /// The scaling runs on `B / temperature` in the log domain, so any positive temperature
+    /// works; as `temperature → 0`, `S → I` (each diagonal score is its row's strict maximum).
+    ///
+    /// Errors: `temperature` not finite and positive, `betas` empty or outside `[0, 1]`.
     pub fn blosum62(temperature: f64, betas: &[f64]) -> Result<Self> {
         Self::from_similarity(blosum62_standard().view(), temperature, betas)
     }

@@ -149,16 +149,14 @@ impl Similarity {
     ///
     /// Higher similarity means a likelier substitution; a small temperature concentrates `S`
     /// on the most similar pairs (and on the diagonal when self-similarity dominates).
-    /// The exponent is shifted by `max sim` before `exp`, which leaves `S` unchanged (the
-    /// scaling absorbs constant factors); pairs whose `(sim_ij − max sim)/temperature`
-    /// underflows `exp` get weight 0.
+    /// The scaling is computed from the log-weights `sim / temperature`
+    /// ([`sinkhorn_symmetric_log`]), so any temperature works: as it goes to 0, `S` tends
+    /// to the permutation(s) maximising `Σ_i sim(i, π(i))` (the identity for BLOSUM62).
     ///
     /// Errors: `sim` not square, `V < 2`, non-finite, or not symmetric to
     /// `1e-12 · max(1, max|sim|)`; `temperature` not finite and positive; bad `betas`
     /// (see [`Similarity::from_doubly_stochastic`]); Sinkhorn not converging
-    /// ([`Error::Numerical`], only when weights that underflow to 0 leave `W` without a
-    /// doubly-stochastic limit; unreachable when `temperature` keeps every exponent above
-    /// ≈ −700).
+    /// ([`Error::Numerical`]; not expected, since every `W_ij > 0`).
     pub fn from_similarity(
         sim: ArrayView2<'_, f64>,
         temperature: f64,
@@ -169,10 +167,8 @@ impl Similarity {
         check_symmetric("sim", sim, 1e-12 * scale)?;
         check_temperature(temperature)?;
         check_betas(betas)?;
-        let sim = symmetrised(sim);
-        let m = sim.iter().fold(f64::NEG_INFINITY, |m, &x| m.max(x));
-        let w = sim.mapv(|x| ((x - m) / temperature).exp());
-        let s = sinkhorn_symmetric(w.view())?;
+        let log_w = symmetrised(sim).mapv(|x| x / temperature);
+        let s = sinkhorn_symmetric_log(log_w.view())?;
         Self::from_doubly_stochastic(s, betas)
     }
 
@@ -399,20 +395,24 @@ impl ForwardKernel for Similarity {
 /// Symmetric Sinkhorn–Knopp scaling: the doubly-stochastic `S = D W D` of a symmetric
 /// non-negative `W`, with `D = diag(d)`, `d > 0` (Sinkhorn & Knopp 1967).
 ///
-/// Two phases, both on `r_i = d_i (W d)_i` (the row sums of `D W D`):
+/// Works with `u = ln d` and `log W` (see [`sinkhorn_symmetric_log`], which this calls with
+/// `log W`, `−∞` for zero weights), in two phases on the row sums `r_i = d_i (W d)_i`:
 ///
 /// 1. the symmetric fixed-point iteration `d ← sqrt(d / (W d))` (Knight 2008), O(V²) per
-///    sweep, from `d_i = 1/sqrt(Σ_j W_ij)`, at most [`SINKHORN_FIXED_POINT_ITERS`] sweeps.
-///    It converges linearly at rate `(1 − λ_min(S))/2`, which is fast unless `S` is nearly
-///    bipartite (`λ_min(S) ≈ −1`, e.g. similarities that prefer *other* tokens to self);
-/// 2. if still short of the floor, Newton's method (cf. Knight & Ruiz 2013, "A fast
-///    algorithm for matrix balancing") on the strictly convex potential
-///    `f(u) = ½ Σ_ij W_ij e^{u_i + u_j} − Σ_i u_i`, `u = ln d`, whose gradient is `r − 1`
-///    and Hessian `diag(r) + D W D`; dense Cholesky solves (O(V³) per step, at most
-///    [`SINKHORN_NEWTON_ITERS`] steps) with a backtracking line search.
+///    sweep, at most [`SINKHORN_FIXED_POINT_ITERS`] sweeps (in the log domain,
+///    `u_i ← u_i − ½ log r_i` with log-sum-exp, when the finite `log W` span more than 600,
+///    where `exp` would underflow). It converges linearly at rate `(1 − λ_min(S))/2`: fast
+///    unless `S` is nearly bipartite (`λ_min(S) ≈ −1`, e.g. similarities that prefer
+///    *other* tokens to self);
+/// 2. if that has not reached the round-off floor `2·V·ε` (or stalls above `16·V·ε`),
+///    Newton's method (cf. Knight & Ruiz 2013, "A fast algorithm for matrix balancing") on
+///    the strictly convex potential `f(u) = ½ Σ_ij W_ij e^{u_i + u_j} − Σ_i u_i`, whose
+///    gradient is `r − 1` and Hessian `diag(r) + D W D`: dense Cholesky solves (O(V³) per
+///    step, at most [`SINKHORN_NEWTON_ITERS`] steps) with a backtracking line search, `S`
+///    recomputed from `log W` at every step so that no weight is lost to underflow.
 ///
-/// It stops when `max_i |r_i − 1|` reaches the round-off floor `2·V·ε` or stops decreasing,
-/// and succeeds when that error is `≤ max(`[`SINKHORN_TOL`]`, 8·V·ε)`. `S` is returned
+/// Newton stops at the floor or when a step no longer makes progress; the result is
+/// accepted when `max_i |r_i − 1| ≤ max(`[`SINKHORN_TOL`]`, 8·V·ε)`. `S` is returned
 /// exactly symmetric. An exact scaling exists (and is unique) iff `W` has total support
 /// (e.g. a positive diagonal, or all entries positive); for a symmetric `W` it coincides
 /// with the limit of alternating row/column normalisation. When `W` has support but not
@@ -452,34 +452,152 @@ pub fn sinkhorn_symmetric(w: ArrayView2<'_, f64>) -> Result<Array2<f64>> {
         }
     }
     // Constant factors do not change the scaled matrix; normalise max W to 1.
-    let w = symmetrised(w).mapv(|x| x / wmax);
+    let l = symmetrised(w).mapv(|x| (x / wmax).ln());
+    scale_log(&l)
+}
+
+/// [`sinkhorn_symmetric`] from log-weights: the doubly-stochastic `S = D W D` with
+/// `W_ij = exp(log_w_ij)`, for log-weights of any range (`−∞` means `W_ij = 0`).
+///
+/// `exp(log_w)` of a wide-ranged `log_w` (e.g. similarities over a small temperature)
+/// underflows to a matrix that may lack support although the scaling exists; this works
+/// with `log_w + u_i + u_j` throughout instead (same algorithm and tolerances as
+/// [`sinkhorn_symmetric`]).
+///
+/// Errors: `log_w` not square, empty, with NaN or `+∞`, not symmetric to
+/// `1e-12 · max(1, max|log_w|)` over finite entries, or with a row that is all `−∞`; then
+/// [`Error::Numerical`] as in [`sinkhorn_symmetric`].
+pub fn sinkhorn_symmetric_log(log_w: ArrayView2<'_, f64>) -> Result<Array2<f64>> {
+    let (n, m) = log_w.dim();
+    if n != m || n == 0 {
+        return Err(Error::shape(
+            "log_w",
+            "a non-empty square matrix",
+            format!("{n}×{m}"),
+        ));
+    }
+    let mut scale = 1.0f64;
+    for (idx, &x) in log_w.iter().enumerate() {
+        if x.is_nan() || x == f64::INFINITY {
+            return Err(Error::NonFinite {
+                arg: "log_w",
+                index: idx,
+                value: x,
+            });
+        }
+        if x.is_finite() {
+            scale = scale.max(x.abs());
+        }
+    }
+    for i in 0..n {
+        for j in 0..i {
+            let (a, b) = (log_w[[i, j]], log_w[[j, i]]);
+            let same = if a.is_finite() && b.is_finite() {
+                (a - b).abs() <= 1e-12 * scale
+            } else {
+                a == b
+            };
+            if !same {
+                return Err(Error::invalid(
+                    "log_w",
+                    format!("matrix is not symmetric: [{i},{j}] = {a} but [{j},{i}] = {b}"),
+                ));
+            }
+        }
+        if log_w.row(i).iter().all(|&x| x == f64::NEG_INFINITY) {
+            return Err(Error::invalid(
+                "log_w",
+                format!("row {i} is all −∞ (zero weight): no doubly-stochastic scaling exists"),
+            ));
+        }
+    }
+    let l = Array2::from_shape_fn((n, n), |(i, j)| {
+        let (a, b) = (log_w[[i, j]], log_w[[j, i]]);
+        if a.is_finite() { 0.5 * (a + b) } else { a }
+    });
+    scale_log(&l)
+}
+
+/// The scaling core on validated, exactly symmetric log-weights `l` (`−∞` allowed, no
+/// all-`−∞` row).
+fn scale_log(l: &Array2<f64>) -> Result<Array2<f64>> {
+    let n = l.nrows();
     let tol = SINKHORN_TOL.max(8.0 * n as f64 * f64::EPSILON);
     let floor = 2.0 * n as f64 * f64::EPSILON;
-    let mut d: Vec<f64> = w.rows().into_iter().map(|r| 1.0 / r.sum().sqrt()).collect();
+    let (mut lo, mut hi) = (f64::INFINITY, f64::NEG_INFINITY);
+    for &x in l.iter().filter(|x| x.is_finite()) {
+        lo = lo.min(x);
+        hi = hi.max(x);
+    }
+    // Start: each row's largest weight becomes ≤ 1.
+    let mut u: Vec<f64> = l
+        .rows()
+        .into_iter()
+        .map(|row| -0.5 * row.iter().fold(f64::NEG_INFINITY, |a, &b| a.max(b)))
+        .collect();
     let mut r = vec![0.0; n];
+    let mut err = f64::INFINITY;
 
     // Phase 1: fixed-point sweeps.
-    let mut err = f64::INFINITY;
-    for _ in 0..SINKHORN_FIXED_POINT_ITERS {
-        let prev = err;
-        err = row_sums(&w, &d, &mut r)?;
-        if err <= floor || (err <= tol && err >= prev) {
-            return Ok(scaled(&w, &d));
+    if hi - lo <= 600.0 {
+        // Plain domain: every non-zero weight of W' = exp(l + u_i + u_j) is representable.
+        let w = scaled_log(l, &u);
+        let mut d = vec![1.0; n];
+        for _ in 0..SINKHORN_FIXED_POINT_ITERS {
+            let prev = err;
+            err = row_sums(&w, &d, &mut r)?;
+            if err <= floor || (err <= 8.0 * floor && err >= prev) {
+                return Ok(scaled(&w, &d));
+            }
+            if err >= prev && err <= tol {
+                break; // stalled above the round-off level: let Newton polish
+            }
+            for (di, &ri) in d.iter_mut().zip(&r) {
+                *di /= ri.sqrt();
+            }
         }
-        for (di, &ri) in d.iter_mut().zip(&r) {
-            *di /= ri.sqrt();
+        for (ui, di) in u.iter_mut().zip(&d) {
+            *ui += di.ln();
+        }
+    } else {
+        // Log domain: log r_i = u_i + logsumexp_j(l_ij + u_j).
+        for _ in 0..SINKHORN_FIXED_POINT_ITERS {
+            let prev = err;
+            err = 0.0;
+            for (i, ri) in r.iter_mut().enumerate() {
+                let row = l.row(i);
+                let mx = row
+                    .iter()
+                    .zip(&u)
+                    .map(|(a, b)| a + b)
+                    .fold(f64::NEG_INFINITY, f64::max);
+                let sum: f64 = row.iter().zip(&u).map(|(a, b)| (a + b - mx).exp()).sum();
+                *ri = u[i] + mx + sum.ln();
+                err = err.max(ri.exp_m1().abs());
+            }
+            if !err.is_finite() || (err >= prev && err <= tol) {
+                break;
+            }
+            for (ui, lr) in u.iter_mut().zip(&r) {
+                *ui -= 0.5 * lr;
+            }
         }
     }
 
-    // Phase 2: damped Newton on f(u) = ½ Σ W_ij e^{u_i+u_j} − Σ u_i.
-    let mut u: Vec<f64> = d.iter().map(|x| x.ln()).collect();
-    err = row_sums(&w, &d, &mut r)?;
+    // Phase 2: damped Newton on f(u) = ½ Σ W_ij e^{u_i+u_j} − Σ u_i. The iterate is
+    // u + v: a base W' = exp(l + u_i + u_j), computed from `l` (so underflowed weights
+    // revive), and a multiplicative correction S = diag(e^v) W' diag(e^v), which keeps
+    // the final digits exact; the correction is folded into the base when it grows.
+    let mut base = scaled_log(l, &u);
+    let mut v = vec![0.0; n];
+    let mut s = base.clone();
+    err = sums_and_error(&s, &mut r);
     for _ in 0..SINKHORN_NEWTON_ITERS {
         if err <= floor {
             break;
         }
         let g: Vec<f64> = r.iter().map(|x| x - 1.0).collect();
-        let mut h = scaled(&w, &d);
+        let mut h = s.clone();
         for i in 0..n {
             h[[i, i]] += r[i];
         }
@@ -488,25 +606,36 @@ pub fn sinkhorn_symmetric(w: ArrayView2<'_, f64>) -> Result<Array2<f64>> {
         };
         // Newton direction δ = −H⁻¹ g; directional derivative gᵀδ < 0.
         let slope: f64 = -g.iter().zip(&step).map(|(a, b)| a * b).sum::<f64>();
-        let f0 = potential(&w, &d, &u);
+        let sum_uv = |v: &[f64]| u.iter().sum::<f64>() + v.iter().sum::<f64>();
+        let f0 = 0.5 * r.iter().sum::<f64>() - sum_uv(&v);
         let mut t = 1.0;
         let mut accepted = false;
-        let (mut u_new, mut d_new) = (u.clone(), d.clone());
         let mut r_new = vec![0.0; n];
         for _ in 0..60 {
-            for i in 0..n {
-                u_new[i] = u[i] - t * step[i];
-                d_new[i] = u_new[i].exp();
-            }
-            if d_new.iter().all(|x| x.is_finite() && *x > 0.0) {
-                let f1 = potential(&w, &d_new, &u_new);
-                let e1 = row_sums(&w, &d_new, &mut r_new).unwrap_or(f64::INFINITY);
+            let v_new: Vec<f64> = v.iter().zip(&step).map(|(a, b)| a - t * b).collect();
+            let big = v_new.iter().any(|x| x.abs() > 30.0);
+            let (s_new, base_new, u_new, v_new) = if big {
+                let u_new: Vec<f64> = u.iter().zip(&v_new).map(|(a, b)| a + b).collect();
+                let b = scaled_log(l, &u_new);
+                (b.clone(), Some(b), u_new, vec![0.0; n])
+            } else {
+                let e: Vec<f64> = v_new.iter().map(|x| x.exp()).collect();
+                (scaled(&base, &e), None, u.clone(), v_new)
+            };
+            let e1 = sums_and_error(&s_new, &mut r_new);
+            if e1.is_finite() {
+                let f1 = 0.5 * r_new.iter().sum::<f64>()
+                    - (u_new.iter().sum::<f64>() + v_new.iter().sum::<f64>());
                 // Armijo on f, or (near the optimum, where f is flat to round-off) a
                 // decrease of the residual.
                 if f1 <= f0 + 1e-4 * t * slope || e1 < err {
                     accepted = true;
-                    u.clone_from(&u_new);
-                    d.clone_from(&d_new);
+                    if let Some(b) = base_new {
+                        base = b;
+                    }
+                    u = u_new;
+                    v = v_new;
+                    s = s_new;
                     r.clone_from(&r_new);
                     err = e1;
                     break;
@@ -519,14 +648,14 @@ pub fn sinkhorn_symmetric(w: ArrayView2<'_, f64>) -> Result<Array2<f64>> {
         }
     }
     if err.is_finite() && err <= tol {
-        return Ok(scaled(&w, &d));
+        return Ok(s);
     }
     Err(Error::Numerical {
         what: "sinkhorn_symmetric",
         reason: format!(
-            "no convergence: max row-sum error {err:e} > {tol:e} after \
-             {SINKHORN_FIXED_POINT_ITERS} fixed-point sweeps and Newton; W has no \
-             doubly-stochastic scaling or limit (it lacks support: no positive diagonal)"
+            "no convergence: max row-sum error {err:e} > {tol:e} after fixed-point sweeps \
+             and Newton; W has no doubly-stochastic scaling or limit (it lacks support: no \
+             positive diagonal)"
         ),
     })
 }
@@ -547,13 +676,31 @@ fn row_sums(w: &Array2<f64>, d: &[f64], r: &mut [f64]) -> Result<f64> {
     Ok(err)
 }
 
-/// `f(u) = ½ dᵀ W d − Σ u_i` with `d = e^u`.
-fn potential(w: &Array2<f64>, d: &[f64], u: &[f64]) -> f64 {
-    let mut q = 0.0;
-    for (row, &di) in w.rows().into_iter().zip(d) {
-        q += di * dot_view(row, d);
+/// Row sums of `s` into `r`; returns `max_i |r_i − 1|` (infinite if a sum is not finite).
+fn sums_and_error(s: &Array2<f64>, r: &mut [f64]) -> f64 {
+    let mut err = 0.0f64;
+    for (ri, row) in r.iter_mut().zip(s.rows()) {
+        *ri = row.sum();
+        if !ri.is_finite() {
+            return f64::INFINITY;
+        }
+        err = err.max((*ri - 1.0).abs());
     }
-    0.5 * q - u.iter().sum::<f64>()
+    err
+}
+
+/// `exp(l_ij + u_i + u_j)`, exactly symmetric.
+fn scaled_log(l: &Array2<f64>, u: &[f64]) -> Array2<f64> {
+    let n = u.len();
+    let mut s = Array2::<f64>::zeros((n, n));
+    for i in 0..n {
+        for j in i..n {
+            let x = (l[[i, j]] + u[i] + u[j]).exp();
+            s[[i, j]] = x;
+            s[[j, i]] = x;
+        }
+    }
+    s
 }
 
 /// Solve `H x = b` for symmetric positive (semi-)definite `H` by Cholesky, adding a growing
