@@ -137,7 +137,7 @@ fn main() -> Result<(), discrete_diffusion::Error> {
 
 /// Frequencies of adjacent letter pairs `(a, b)` (letters are tokens 1..=4).
 fn bigrams(tokens: ArrayView2<'_, u32>) -> Vec<f64> {
-    let mut counts = vec![0.0; 16];
+    let mut counts = [0.0; 16];
     for seq in tokens.rows() {
         for w in seq.as_slice().unwrap().windows(2) {
             counts[(w[0] as usize - 1) * 4 + (w[1] as usize - 1)] += 1.0;
