@@ -32,3 +32,8 @@ pub mod schedule;
 pub(crate) mod validate;
 
 pub use error::{Error, Result};
+
+/// The README's code blocks, compiled and run as doctests so they never go stale.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+pub struct ReadmeDoctests;
