@@ -507,7 +507,10 @@ fn vb_hybrid_cases() {
         );
     });
     eprintln!("vb_hybrid: ε-deviation bound checked on {separated} of {n} cases");
-    assert!(separated >= n / 2, "only {separated} of {n} cases well separated");
+    assert!(
+        separated >= n / 2,
+        "only {separated} of {n} cases well separated"
+    );
 }
 
 /// D3PM text posterior/loss cases: `q(x_t | x_{t+1}, x_0)` and the losses, for the
@@ -657,26 +660,126 @@ const DENSE: &str = "d3pm_dense_conformance.rs";
 const SCHEDULE: &str = "schedule_conformance.rs";
 
 const RULES: &[Rule] = &[
-    Rule { prefix: "images_Q_uniform_K", posterior: None, file: THIS, markers: &["\"images_Q_uniform_K\""] },
-    Rule { prefix: "images_Q_absorbing_", posterior: None, file: THIS, markers: &["\"images_Q_absorbing_\""] },
-    Rule { prefix: "images_Q_uniform", posterior: None, file: DENSE, markers: &["\"images_Q_uniform\""] },
-    Rule { prefix: "images_Q_gaussian_", posterior: None, file: DENSE, markers: &["\"images_Q_gaussian_\""] },
-    Rule { prefix: "images_logistic_logits_", posterior: None, file: DENSE, markers: &["\"images_logistic_logits_\""] },
-    Rule { prefix: "images_betas_", posterior: None, file: SCHEDULE, markers: &["\"images_betas_\""] },
-    Rule { prefix: "images_qmats_", posterior: None, file: THIS, markers: &["\"images_qmats_\""] },
-    Rule { prefix: "images_q_probs_", posterior: None, file: THIS, markers: &["\"images_q_probs_\""] },
-    Rule { prefix: "images_q_sample_law_", posterior: None, file: THIS, markers: &["\"images_q_sample_law_\""] },
-    Rule { prefix: "images_prior_bpd_", posterior: None, file: THIS, markers: &["\"images_prior_bpd_\""] },
-    Rule { prefix: "images_q_posterior_", posterior: None, file: THIS, markers: &["\"images_q_posterior_\""] },
-    Rule { prefix: "images_p_logits_", posterior: None, file: THIS, markers: &["\"images_p_logits_\""] },
-    Rule { prefix: "images_vb_hybrid_", posterior: None, file: THIS, markers: &["\"images_vb_hybrid_\""] },
-    Rule { prefix: "text_schedule_", posterior: None, file: SCHEDULE, markers: &["\"text_schedule_\""] },
-    Rule { prefix: "text_Q_gaussian_precomputed_", posterior: None, file: DENSE, markers: &["\"text_Q_gaussian_precomputed_\""] },
-    Rule { prefix: "text_beta_diagonal_dim", posterior: Some(true), file: THIS, markers: &["\"_posterior_t\"", "\"text_beta_diagonal\""] },
-    Rule { prefix: "text_mask_dim", posterior: Some(true), file: THIS, markers: &["\"_posterior_t\"", "\"text_mask\""] },
-    Rule { prefix: "text_beta_diagonal_dim", posterior: Some(false), file: DENSE, markers: &["\"text_{kind}_dim\"", "\"beta_diagonal\""] },
-    Rule { prefix: "text_mask_dim", posterior: Some(false), file: DENSE, markers: &["\"text_{kind}_dim\"", "\"mask\""] },
-    Rule { prefix: "text_mutual_information_schedule_", posterior: None, file: SCHEDULE, markers: &["\"text_mutual_information_schedule_\""] },
+    Rule {
+        prefix: "images_Q_uniform_K",
+        posterior: None,
+        file: THIS,
+        markers: &["\"images_Q_uniform_K\""],
+    },
+    Rule {
+        prefix: "images_Q_absorbing_",
+        posterior: None,
+        file: THIS,
+        markers: &["\"images_Q_absorbing_\""],
+    },
+    Rule {
+        prefix: "images_Q_uniform",
+        posterior: None,
+        file: DENSE,
+        markers: &["\"images_Q_uniform\""],
+    },
+    Rule {
+        prefix: "images_Q_gaussian_",
+        posterior: None,
+        file: DENSE,
+        markers: &["\"images_Q_gaussian_\""],
+    },
+    Rule {
+        prefix: "images_logistic_logits_",
+        posterior: None,
+        file: DENSE,
+        markers: &["\"images_logistic_logits_\""],
+    },
+    Rule {
+        prefix: "images_betas_",
+        posterior: None,
+        file: SCHEDULE,
+        markers: &["\"images_betas_\""],
+    },
+    Rule {
+        prefix: "images_qmats_",
+        posterior: None,
+        file: THIS,
+        markers: &["\"images_qmats_\""],
+    },
+    Rule {
+        prefix: "images_q_probs_",
+        posterior: None,
+        file: THIS,
+        markers: &["\"images_q_probs_\""],
+    },
+    Rule {
+        prefix: "images_q_sample_law_",
+        posterior: None,
+        file: THIS,
+        markers: &["\"images_q_sample_law_\""],
+    },
+    Rule {
+        prefix: "images_prior_bpd_",
+        posterior: None,
+        file: THIS,
+        markers: &["\"images_prior_bpd_\""],
+    },
+    Rule {
+        prefix: "images_q_posterior_",
+        posterior: None,
+        file: THIS,
+        markers: &["\"images_q_posterior_\""],
+    },
+    Rule {
+        prefix: "images_p_logits_",
+        posterior: None,
+        file: THIS,
+        markers: &["\"images_p_logits_\""],
+    },
+    Rule {
+        prefix: "images_vb_hybrid_",
+        posterior: None,
+        file: THIS,
+        markers: &["\"images_vb_hybrid_\""],
+    },
+    Rule {
+        prefix: "text_schedule_",
+        posterior: None,
+        file: SCHEDULE,
+        markers: &["\"text_schedule_\""],
+    },
+    Rule {
+        prefix: "text_Q_gaussian_precomputed_",
+        posterior: None,
+        file: DENSE,
+        markers: &["\"text_Q_gaussian_precomputed_\""],
+    },
+    Rule {
+        prefix: "text_beta_diagonal_dim",
+        posterior: Some(true),
+        file: THIS,
+        markers: &["\"_posterior_t\"", "\"text_beta_diagonal\""],
+    },
+    Rule {
+        prefix: "text_mask_dim",
+        posterior: Some(true),
+        file: THIS,
+        markers: &["\"_posterior_t\"", "\"text_mask\""],
+    },
+    Rule {
+        prefix: "text_beta_diagonal_dim",
+        posterior: Some(false),
+        file: DENSE,
+        markers: &["\"text_{kind}_dim\"", "\"beta_diagonal\""],
+    },
+    Rule {
+        prefix: "text_mask_dim",
+        posterior: Some(false),
+        file: DENSE,
+        markers: &["\"text_{kind}_dim\"", "\"mask\""],
+    },
+    Rule {
+        prefix: "text_mutual_information_schedule_",
+        posterior: None,
+        file: SCHEDULE,
+        markers: &["\"text_mutual_information_schedule_\""],
+    },
 ];
 
 impl Rule {
@@ -716,7 +819,10 @@ fn every_case_is_covered() {
             assert_eq!(k.vocab_size(), uint(&case["inputs"]["K"]), "{name}");
         }
     }
-    assert!(uncovered.is_empty(), "cases covered by no test: {uncovered:?}");
+    assert!(
+        uncovered.is_empty(),
+        "cases covered by no test: {uncovered:?}"
+    );
     for (r, &c) in RULES.iter().zip(&counts) {
         eprintln!(
             "{:<36} {:>13} {c:>3} cases  ({})",

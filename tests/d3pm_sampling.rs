@@ -307,7 +307,12 @@ fn assert_chi2<O: ExactPosterior, K: ForwardKernel>(
 #[test]
 fn chi2_absorbing_joint_form_reproduces_product_data() {
     let den = oracle(absorbing(4, 4, 1), &product_absorbing_data());
-    assert_chi2("absorbing, joint, product data", &den, ReverseForm::Joint, 11);
+    assert_chi2(
+        "absorbing, joint, product data",
+        &den,
+        ReverseForm::Joint,
+        11,
+    );
 }
 
 #[test]
@@ -350,7 +355,12 @@ fn chi2_markov_oracle_iid_data_absorbing() {
     for form in [ReverseForm::Joint, ReverseForm::PosteriorMixture] {
         assert!(max_abs_diff(&propagate(&den, form), &target) < 1e-12);
     }
-    assert_chi2("absorbing, joint, Markov i.i.d.", &den, ReverseForm::Joint, 31);
+    assert_chi2(
+        "absorbing, joint, Markov i.i.d.",
+        &den,
+        ReverseForm::Joint,
+        31,
+    );
 }
 
 // ---------------------------------------------------------------- reproducibility
@@ -388,7 +398,10 @@ fn batch_permutation_invariance_and_subsets() {
 fn caller_given_start_is_used() {
     // ᾱ_2 = 0.25 > 0, so partially unmasked starts are possible; with a deterministic data
     // law the output is the data.
-    let den = oracle(Absorbing::new(3, 1, &[0.5, 0.5]).unwrap(), &[(vec![2, 0], 1.0)]);
+    let den = oracle(
+        Absorbing::new(3, 1, &[0.5, 0.5]).unwrap(),
+        &[(vec![2, 0], 1.0)],
+    );
     let start = array![[1u32, 1], [2, 1]];
     let opts = D3pmOptions {
         seed: 1,

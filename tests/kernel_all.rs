@@ -163,7 +163,10 @@ fn mixture_kernels() {
         check_converged(&k, TOL);
     }
     check_all_invariant(&Marginal::new(random_pi(6, 1), &BETAS).unwrap(), TOL);
-    check_all_invariant(&Mixture::new(random_pi(4, 2), &[0.5, 0.0, 1.0]).unwrap(), TOL);
+    check_all_invariant(
+        &Mixture::new(random_pi(4, 2), &[0.5, 0.0, 1.0]).unwrap(),
+        TOL,
+    );
     let betas = [0.05, 0.1, 0.02, 0.08];
     let gammas = [0.1, 0.2, 0.3, 0.5];
     for mask in [0u32, 3, 5] {
@@ -185,7 +188,10 @@ fn gaussian_and_banded_kernels() {
     check_all_invariant(&DiscretizedGaussian::text(6, &betas).unwrap(), TOL);
 
     // D3PM images' K = 2 edge case.
-    check_all_invariant(&DiscretizedGaussian::new(2, &[0.5, 1.0], None).unwrap(), TOL);
+    check_all_invariant(
+        &DiscretizedGaussian::new(2, &[0.5, 1.0], None).unwrap(),
+        TOL,
+    );
 }
 
 #[test]
@@ -222,9 +228,13 @@ fn dense_kernels() {
 fn matrix_exponential_kernels() {
     let tau = exponents_from_betas(&BETAS).unwrap();
     for route in [ExpRoute::Eigen, ExpRoute::Pade] {
-        let k =
-            MatrixExponentialKernel::with_route(Generator::uniform(6).unwrap(), &tau, &uniform_pi(6), route)
-                .unwrap();
+        let k = MatrixExponentialKernel::with_route(
+            Generator::uniform(6).unwrap(),
+            &tau,
+            &uniform_pi(6),
+            route,
+        )
+        .unwrap();
         assert_eq!(k.route(), route);
         check_all_invariant(&k, TOL);
     }
@@ -260,9 +270,13 @@ fn uniform_routes(v: usize, betas: &[f64], tol: f64) {
     let pi = uniform_pi(v);
     let eigen = MatrixExponentialKernel::uniform(v, &tau).unwrap();
     assert_eq!(eigen.route(), ExpRoute::Eigen);
-    let pade =
-        MatrixExponentialKernel::with_route(Generator::uniform(v).unwrap(), &tau, &pi, ExpRoute::Pade)
-            .unwrap();
+    let pade = MatrixExponentialKernel::with_route(
+        Generator::uniform(v).unwrap(),
+        &tau,
+        &pi,
+        ExpRoute::Pade,
+    )
+    .unwrap();
     let dense = Dense::new(mixture_steps(betas, &pi), &pi).unwrap();
     check_same_matrices("Uniform vs exp (eigen)", &closed, &eigen, tol);
     check_same_matrices("Uniform vs exp (Padé)", &closed, &pade, tol);
@@ -350,8 +364,13 @@ fn eigen_route_equals_pade_for_symmetric_generators() {
             ExpRoute::Eigen,
         )
         .unwrap();
-        let p = MatrixExponentialKernel::with_route(Generator::new(r).unwrap(), &exps, &pi, ExpRoute::Pade)
-            .unwrap();
+        let p = MatrixExponentialKernel::with_route(
+            Generator::new(r).unwrap(),
+            &exps,
+            &pi,
+            ExpRoute::Pade,
+        )
+        .unwrap();
         check_same_matrices(&format!("eigen vs Padé V={v}"), &e, &p, 1e-12);
     }
 }

@@ -15,12 +15,12 @@ use discrete_diffusion::kernel::gaussian::DiscretizedGaussian;
 use discrete_diffusion::kernel::mixture::{MixtureChannel, MixtureProcess};
 use discrete_diffusion::kernel::uniform::Uniform;
 use discrete_diffusion::kernel::{Channel, ForwardKernel, NoiseProcess};
-use discrete_diffusion::schedule::LogLinear;
 use discrete_diffusion::model::Denoiser;
 use discrete_diffusion::model::enumeration::{EnumerationOracle, MAX_ENUMERATION_STATES};
 use discrete_diffusion::model::markov::MarkovChainOracle;
 use discrete_diffusion::model::oracle::{ExactPosterior, OracleDenoiser};
 use discrete_diffusion::rng::{CounterRng, Purpose, RngKey};
+use discrete_diffusion::schedule::LogLinear;
 use ndarray::{Array1, Array2, Array3};
 use statrs::distribution::{ChiSquared, ContinuousCDF, Normal};
 
@@ -187,13 +187,19 @@ fn kernel_channels(v: usize, mask: u32) -> Vec<(String, Box<dyn Channel>)> {
     let mut out: Vec<(String, Box<dyn Channel>)> = Vec::new();
     for a in [0.9, 0.4, 0.05] {
         let abs = leak(Absorbing::new(v, mask, &[1.0 - a]).unwrap());
-        out.push((format!("Absorbing a={a}"), Box::new(abs.at_step(1).unwrap())));
+        out.push((
+            format!("Absorbing a={a}"),
+            Box::new(abs.at_step(1).unwrap()),
+        ));
         let uni = leak(Uniform::new(v, &[1.0 - a]).unwrap());
         out.push((format!("Uniform a={a}"), Box::new(uni.at_step(1).unwrap())));
     }
     let betas = [0.2, 0.3, 0.5];
     let abs = leak(Absorbing::new(v, mask, &betas).unwrap());
-    out.push(("Absorbing step 2/3".into(), Box::new(abs.at_step(2).unwrap())));
+    out.push((
+        "Absorbing step 2/3".into(),
+        Box::new(abs.at_step(2).unwrap()),
+    ));
     let uni = leak(Uniform::new(v, &betas).unwrap());
     out.push(("Uniform step 2/3".into(), Box::new(uni.at_step(2).unwrap())));
     let gauss = leak(
@@ -207,7 +213,10 @@ fn kernel_channels(v: usize, mask: u32) -> Vec<(String, Box<dyn Channel>)> {
         ));
     }
     let text = leak(DiscretizedGaussian::text(v, &[0.1, 0.5]).unwrap());
-    out.push(("DiscretizedGaussian::text step 2/2".into(), Box::new(text.at_step(2).unwrap())));
+    out.push((
+        "DiscretizedGaussian::text step 2/2".into(),
+        Box::new(text.at_step(2).unwrap()),
+    ));
     let mut e_mask = vec![0.0; v];
     e_mask[mask as usize] = 1.0;
     let e_mask: &'static [f64] = leak(e_mask);
@@ -221,8 +230,12 @@ fn kernel_channels(v: usize, mask: u32) -> Vec<(String, Box<dyn Channel>)> {
         "MixtureChannel(random π) a=0.6".into(),
         Box::new(MixtureChannel::new(pi, 0.6).unwrap()),
     ));
-    let proc = leak(MixtureProcess::from_schedule(pi.to_vec(), LogLinear::new(1e-3).unwrap()).unwrap());
-    out.push(("MixtureProcess(log-linear) t=0.5".into(), proc.channel(0.5).unwrap()));
+    let proc =
+        leak(MixtureProcess::from_schedule(pi.to_vec(), LogLinear::new(1e-3).unwrap()).unwrap());
+    out.push((
+        "MixtureProcess(log-linear) t=0.5".into(),
+        proc.channel(0.5).unwrap(),
+    ));
     out
 }
 

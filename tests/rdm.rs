@@ -70,7 +70,9 @@ fn dense_mixture(keep: &[f64], pi: &[f64]) -> Dense {
     let steps = keep
         .iter()
         .map(|&b| {
-            Array2::from_shape_fn((v, v), |(i, j)| b * (i == j) as u8 as f64 + (1.0 - b) * pi[j])
+            Array2::from_shape_fn((v, v), |(i, j)| {
+                b * (i == j) as u8 as f64 + (1.0 - b) * pi[j]
+            })
         })
         .collect();
     Dense::new(steps, pi).unwrap()
@@ -332,7 +334,9 @@ fn stochastic_routing_multinomial_single_token_measured_bias_chi2() {
     let out = sample_rdm(&sch, &den, &streams, 1, &opts).unwrap();
     let counts = counts_of(&out.tokens, 5);
     let (stat, crit) = chi2(&counts, &law, 1e-4);
-    eprintln!("multinomial L = 1 vs closed-form law: χ² = {stat:.2} (critical {crit:.2}); TV(law, data) = {tv:.4}");
+    eprintln!(
+        "multinomial L = 1 vs closed-form law: χ² = {stat:.2} (critical {crit:.2}); TV(law, data) = {tv:.4}"
+    );
     assert!(stat < crit, "χ² = {stat} ≥ {crit}");
     let (stat, crit) = chi2(&counts, &d, 1e-4);
     assert!(stat > crit, "bias not detected: χ² = {stat} < {crit}");
