@@ -1,225 +1,67 @@
-//! D3PM ancestral sampling against exact enumeration (DESIGN §4).
+//! D3PM ancestral sampling against exact oracles (DESIGN §4).
 //!
-//! Test-local pieces: a dense row-stochastic kernel (`Dense`, with an absorbing
-//! constructor whose mask is *not* the last index) and an exact denoiser (`Exact`) that
-//! enumerates a data law over `V^L`.
+//! Kernels are the crate's: `Absorbing` (mask not the last index), `Uniform`, and
+//! `kernel::dense::Dense` for a random dense kernel whose last step mixes to `π`. The exact
+//! denoiser is the crate's `OracleDenoiser` around an `EnumerationOracle` (product and
+//! correlated laws) or a `MarkovChainOracle` (i.i.d. law), with the same kernel as the
+//! noise process, so the sampler, the oracle and the exact law propagation all read
+//! `q(x_t | x_0)` from one object.
 
 use discrete_diffusion::Error;
-use discrete_diffusion::kernel::ForwardKernel;
+use discrete_diffusion::kernel::absorbing::Absorbing;
+use discrete_diffusion::kernel::dense::Dense;
+use discrete_diffusion::kernel::uniform::Uniform;
+use discrete_diffusion::kernel::{AtStep, ForwardKernel};
 use discrete_diffusion::model::Denoiser;
+use discrete_diffusion::model::enumeration::EnumerationOracle;
+use discrete_diffusion::model::markov::MarkovChainOracle;
+use discrete_diffusion::model::oracle::{ExactPosterior, OracleDenoiser};
 use discrete_diffusion::sample::d3pm::{
     D3pmOptions, ReverseForm, Start, reverse_probs, sample_d3pm,
 };
 use ndarray::{Array2, Array3, ArrayView1, ArrayView2, ArrayViewMut3, array};
 use statrs::distribution::{ChiSquared, ContinuousCDF};
 
-// ---------------------------------------------------------------- test-local kernel
+// ---------------------------------------------------------------- kernels
 
-#[derive(Debug, Clone)]
-struct Dense {
-    v: usize,
-    q: Vec<Array2<f64>>,    // Q_1..Q_T (index t-1)
-    qbar: Vec<Array2<f64>>, // Q̄_0..Q̄_T
-    pi: Vec<f64>,
+/// Absorbing kernel with linear `ᾱ_t = 1 − t/T` (`β_t = 1/(T − t + 1)`, `β_T = 1`).
+fn absorbing(steps: usize, v: usize, mask: u32) -> Absorbing {
+    let betas: Vec<f64> = (1..=steps).map(|t| 1.0 / (steps - t + 1) as f64).collect();
+    Absorbing::new(v, mask, &betas).unwrap()
 }
 
-impl Dense {
-    fn from_steps(q: Vec<Array2<f64>>, pi: Vec<f64>) -> Self {
-        let v = pi.len();
-        let mut qbar = vec![Array2::eye(v)];
-        for m in &q {
-            let next = qbar.last().unwrap().dot(m);
-            qbar.push(next);
-        }
-        Dense { v, q, qbar, pi }
-    }
-
-    /// `Q_t = β_t I + (1 − β_t) 1 πᵀ`.
-    fn mixture(betas: &[f64], pi: &[f64]) -> Self {
-        let v = pi.len();
-        let q = betas
-            .iter()
-            .map(|&b| {
-                Array2::from_shape_fn((v, v), |(i, j)| {
-                    b * (i == j) as u8 as f64 + (1.0 - b) * pi[j]
-                })
-            })
-            .collect();
-        Self::from_steps(q, pi.to_vec())
-    }
-
-    /// Random positive row-stochastic steps, the last one fully mixing to `π`.
-    fn random(v: usize, steps: usize, seed: u64) -> Self {
-        let mut state = seed;
-        let mut next = || {
-            state = state
-                .wrapping_mul(6364136223846793005)
-                .wrapping_add(1442695040888963407);
-            ((state >> 11) as f64) / (1u64 << 53) as f64
-        };
-        let pi: Vec<f64> = {
-            let w: Vec<f64> = (0..v).map(|_| 0.5 + next()).collect();
-            let s: f64 = w.iter().sum();
-            w.iter().map(|x| x / s).collect()
-        };
-        let mut q = Vec::new();
-        for t in 0..steps {
-            if t + 1 == steps {
-                q.push(Array2::from_shape_fn((v, v), |(_, j)| pi[j]));
-            } else {
-                let mut m =
-                    Array2::from_shape_fn((v, v), |(i, j)| next() + if i == j { 2.0 } else { 0.0 });
-                for mut row in m.rows_mut() {
-                    let s = row.sum();
-                    row /= s;
-                }
-                q.push(m);
+/// Random positive row-stochastic steps, the last one fully mixing to `π`.
+fn random_dense(v: usize, steps: usize, seed: u64) -> Dense {
+    let mut state = seed;
+    let mut next = || {
+        state = state
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
+        ((state >> 11) as f64) / (1u64 << 53) as f64
+    };
+    let pi: Vec<f64> = {
+        let w: Vec<f64> = (0..v).map(|_| 0.5 + next()).collect();
+        let s: f64 = w.iter().sum();
+        w.iter().map(|x| x / s).collect()
+    };
+    let mut q = Vec::new();
+    for t in 0..steps {
+        if t + 1 == steps {
+            q.push(Array2::from_shape_fn((v, v), |(_, j)| pi[j]));
+        } else {
+            let mut m =
+                Array2::from_shape_fn((v, v), |(i, j)| next() + if i == j { 2.0 } else { 0.0 });
+            for mut row in m.rows_mut() {
+                let s = row.sum();
+                row /= s;
             }
+            q.push(m);
         }
-        Self::from_steps(q, pi)
     }
-
-    fn check(&self, t: usize, zero: bool) -> discrete_diffusion::Result<()> {
-        if (!zero && t == 0) || t > self.q.len() {
-            return Err(Error::invalid("t", format!("{t}")));
-        }
-        Ok(())
-    }
+    Dense::new(q, &pi).unwrap()
 }
 
-impl ForwardKernel for Dense {
-    fn vocab_size(&self) -> usize {
-        self.v
-    }
-    fn num_steps(&self) -> usize {
-        self.q.len()
-    }
-    fn step_row(&self, t: usize, x: u32, out: &mut [f64]) -> discrete_diffusion::Result<()> {
-        self.check(t, false)?;
-        out.copy_from_slice(self.q[t - 1].row(x as usize).as_slice().unwrap());
-        Ok(())
-    }
-    fn step_col(&self, t: usize, y: u32, out: &mut [f64]) -> discrete_diffusion::Result<()> {
-        self.check(t, false)?;
-        for (o, x) in out.iter_mut().zip(self.q[t - 1].column(y as usize)) {
-            *o = *x;
-        }
-        Ok(())
-    }
-    fn cumulative_row(&self, t: usize, x: u32, out: &mut [f64]) -> discrete_diffusion::Result<()> {
-        self.check(t, true)?;
-        out.copy_from_slice(self.qbar[t].row(x as usize).as_slice().unwrap());
-        Ok(())
-    }
-    fn cumulative_col(&self, t: usize, y: u32, out: &mut [f64]) -> discrete_diffusion::Result<()> {
-        self.check(t, true)?;
-        for (o, x) in out.iter_mut().zip(self.qbar[t].column(y as usize)) {
-            *o = *x;
-        }
-        Ok(())
-    }
-    fn cumulative_vecmat(
-        &self,
-        t: usize,
-        p: &[f64],
-        out: &mut [f64],
-    ) -> discrete_diffusion::Result<()> {
-        self.check(t, true)?;
-        let r = ndarray::ArrayView1::from(p).dot(&self.qbar[t]);
-        out.copy_from_slice(r.as_slice().unwrap());
-        Ok(())
-    }
-    fn step_vecmat(&self, t: usize, p: &[f64], out: &mut [f64]) -> discrete_diffusion::Result<()> {
-        self.check(t, false)?;
-        let r = ndarray::ArrayView1::from(p).dot(&self.q[t - 1]);
-        out.copy_from_slice(r.as_slice().unwrap());
-        Ok(())
-    }
-    fn stationary(&self, out: &mut [f64]) -> discrete_diffusion::Result<()> {
-        out.copy_from_slice(&self.pi);
-        Ok(())
-    }
-}
-
-// ---------------------------------------------------------------- exact denoiser
-
-/// All sequences of `V^L` in lexicographic order (position 0 most significant).
-fn all_seqs(v: usize, l: usize) -> Vec<Vec<u32>> {
-    let n = v.pow(l as u32);
-    (0..n)
-        .map(|mut k| {
-            let mut s = vec![0u32; l];
-            for i in (0..l).rev() {
-                s[i] = (k % v) as u32;
-                k /= v;
-            }
-            s
-        })
-        .collect()
-}
-
-fn index_of(seq: &[u32], v: usize) -> usize {
-    seq.iter().fold(0, |acc, &x| acc * v + x as usize)
-}
-
-struct Exact<'a> {
-    kernel: &'a Dense,
-    data: Vec<(Vec<u32>, f64)>,
-    l: usize,
-}
-
-impl Exact<'_> {
-    /// `p(x_0^i = · | x_t)` in f64 for every position, at step `k`.
-    fn posterior(&self, xt: &[u32], k: usize) -> Vec<Vec<f64>> {
-        let v = self.kernel.v;
-        let mut marg = vec![vec![0.0; v]; self.l];
-        let mut total = 0.0;
-        for (x0, p) in &self.data {
-            let mut w = *p;
-            for i in 0..self.l {
-                w *= self.kernel.qbar[k][[x0[i] as usize, xt[i] as usize]];
-            }
-            total += w;
-            for i in 0..self.l {
-                marg[i][x0[i] as usize] += w;
-            }
-        }
-        assert!(total > 0.0, "x_t = {xt:?} impossible at step {k}");
-        for m in &mut marg {
-            m.iter_mut().for_each(|x| *x /= total);
-        }
-        marg
-    }
-}
-
-impl Denoiser for Exact<'_> {
-    fn vocab_size(&self) -> usize {
-        self.kernel.v
-    }
-    fn logits(
-        &self,
-        tokens: ArrayView2<'_, u32>,
-        times: ArrayView1<'_, f64>,
-        mut out: ArrayViewMut3<'_, f32>,
-    ) -> discrete_diffusion::Result<()> {
-        let t_max = self.kernel.q.len() as f64;
-        for (b, row) in tokens.rows().into_iter().enumerate() {
-            let k = (times[b] * t_max).round() as usize;
-            let xt: Vec<u32> = row.to_vec();
-            let post = self.posterior(&xt, k);
-            for i in 0..self.l {
-                for (c, &p) in post[i].iter().enumerate() {
-                    out[[b, i, c]] = if p > 0.0 {
-                        p.ln() as f32
-                    } else {
-                        f32::NEG_INFINITY
-                    };
-                }
-            }
-        }
-        Ok(())
-    }
-}
+// ---------------------------------------------------------------- data and oracles
 
 /// A product law over `support^L` with the given per-position marginals.
 fn product_data(marginals: &[Vec<(u32, f64)>]) -> Vec<(Vec<u32>, f64)> {
@@ -236,70 +78,6 @@ fn product_data(marginals: &[Vec<(u32, f64)>]) -> Vec<(Vec<u32>, f64)> {
         out = next;
     }
     out
-}
-
-// ---------------------------------------------------------------- exact law propagation
-
-/// The exact law of the sampler's output over `V^L`: propagate the law of `x_T` through the
-/// factorised reverse kernel (f64 posterior from enumeration, `reverse_probs` per position).
-fn propagate(kernel: &Dense, den: &Exact, form: ReverseForm) -> Vec<f64> {
-    let (v, l, steps) = (kernel.v, den.l, kernel.q.len());
-    let seqs = all_seqs(v, l);
-    let mut law: Vec<f64> = seqs
-        .iter()
-        .map(|s| s.iter().map(|&x| kernel.pi[x as usize]).product())
-        .collect();
-    let mut r = vec![vec![0.0; v]; l];
-    for t in (1..=steps).rev() {
-        let mut next = vec![0.0; seqs.len()];
-        for (x, &w) in seqs.iter().zip(&law) {
-            if w == 0.0 {
-                continue;
-            }
-            let post = den.posterior(x, t);
-            for i in 0..l {
-                reverse_probs(kernel, t, x[i], &post[i], form, &mut r[i]).unwrap();
-            }
-            for (y, n) in seqs.iter().zip(next.iter_mut()) {
-                let mut p = w;
-                for i in 0..l {
-                    p *= r[i][y[i] as usize];
-                }
-                *n += p;
-            }
-        }
-        law = next;
-    }
-    law
-}
-
-fn data_law(data: &[(Vec<u32>, f64)], v: usize, l: usize) -> Vec<f64> {
-    let mut out = vec![0.0; v.pow(l as u32)];
-    for (s, p) in data {
-        out[index_of(s, v)] += p;
-    }
-    out
-}
-
-fn max_abs_diff(a: &[f64], b: &[f64]) -> f64 {
-    a.iter()
-        .zip(b)
-        .map(|(x, y)| (x - y).abs())
-        .fold(0.0, f64::max)
-}
-
-fn absorbing(t: usize, v: usize, mask: usize) -> Dense {
-    // linear ᾱ_t = 1 − t/T: β_t = ᾱ_t / ᾱ_{t−1}
-    let betas: Vec<f64> = (1..=t)
-        .map(|k| (1.0 - k as f64 / t as f64) / (1.0 - (k - 1) as f64 / t as f64))
-        .collect();
-    let mut pi = vec![0.0; v];
-    pi[mask] = 1.0;
-    Dense::mixture(&betas, &pi)
-}
-
-fn uniform(betas: &[f64], v: usize) -> Dense {
-    Dense::mixture(betas, &vec![1.0 / v as f64; v])
 }
 
 /// Absorbing (mask = 1) data over tokens {0, 2, 3}; product law, distinct marginals.
@@ -319,20 +97,83 @@ fn product_full_data() -> Vec<(Vec<u32>, f64)> {
     ])
 }
 
+/// The exact denoiser of `data` (over `V^L`) under `kernel`.
+fn oracle<K: ForwardKernel>(
+    kernel: K,
+    data: &[(Vec<u32>, f64)],
+) -> OracleDenoiser<EnumerationOracle, K> {
+    let v = kernel.vocab_size();
+    let l = data[0].0.len();
+    OracleDenoiser::new(EnumerationOracle::from_pairs(v, l, data).unwrap(), kernel).unwrap()
+}
+
+/// The data law as a table over `V^L` (lexicographic, the oracle's indexing).
+fn law_of<O: ExactPosterior>(o: &O) -> Vec<f64> {
+    EnumerationOracle::from_oracle(o).unwrap().probs().to_vec()
+}
+
+// ---------------------------------------------------------------- exact law propagation
+
+/// The exact law of the sampler's output over `V^L`: propagate the law of `x_T` through the
+/// factorised reverse kernel (the oracle's f64 posterior, `reverse_probs` per position).
+fn propagate<O: ExactPosterior, K: ForwardKernel>(
+    den: &OracleDenoiser<O, K>,
+    form: ReverseForm,
+) -> Vec<f64> {
+    let (kernel, o) = (den.process(), den.oracle());
+    let (v, l, steps) = (kernel.vocab_size(), o.seq_len(), kernel.num_steps());
+    let table = EnumerationOracle::from_oracle(o).unwrap();
+    let seqs: Vec<Vec<u32>> = (0..table.probs().len())
+        .map(|i| table.sequence(i).unwrap())
+        .collect();
+    let mut pi = vec![0.0; v];
+    kernel.stationary(&mut pi).unwrap();
+    let mut law: Vec<f64> = seqs
+        .iter()
+        .map(|s| s.iter().map(|&x| pi[x as usize]).product())
+        .collect();
+    let mut r = vec![vec![0.0; v]; l];
+    let mut post = Array2::<f64>::zeros((l, v));
+    for t in (1..=steps).rev() {
+        let channel = AtStep::new(kernel, t).unwrap();
+        let mut next = vec![0.0; seqs.len()];
+        for (x, &w) in seqs.iter().zip(&law) {
+            if w == 0.0 {
+                continue;
+            }
+            o.posterior_x0(x, &channel, post.view_mut()).unwrap();
+            for i in 0..l {
+                let p = post.row(i).to_vec();
+                reverse_probs(kernel, t, x[i], &p, form, &mut r[i]).unwrap();
+            }
+            for (y, n) in seqs.iter().zip(next.iter_mut()) {
+                let mut p = w;
+                for i in 0..l {
+                    p *= r[i][y[i] as usize];
+                }
+                *n += p;
+            }
+        }
+        law = next;
+    }
+    law
+}
+
+fn max_abs_diff(a: &[f64], b: &[f64]) -> f64 {
+    a.iter()
+        .zip(b)
+        .map(|(x, y)| (x - y).abs())
+        .fold(0.0, f64::max)
+}
+
 // ---------------------------------------------------------------- tests: exact laws
 
 #[test]
 fn law_is_exact_for_product_data_absorbing_both_forms() {
-    let kernel = absorbing(5, 4, 1);
-    let data = product_absorbing_data();
-    let den = Exact {
-        kernel: &kernel,
-        data: data.clone(),
-        l: 3,
-    };
-    let target = data_law(&data, 4, 3);
+    let den = oracle(absorbing(5, 4, 1), &product_absorbing_data());
+    let target = law_of(den.oracle());
     for form in [ReverseForm::Joint, ReverseForm::PosteriorMixture] {
-        let law = propagate(&kernel, &den, form);
+        let law = propagate(&den, form);
         let d = max_abs_diff(&law, &target);
         assert!(d < 1e-12, "{form:?}: max |law − data| = {d:e}");
     }
@@ -341,35 +182,25 @@ fn law_is_exact_for_product_data_absorbing_both_forms() {
 #[test]
 fn law_is_exact_for_product_data_mixture_form_general_kernels() {
     let data = product_full_data();
-    let target = data_law(&data, 3, 3);
-    let kernels = [uniform(&[0.9, 0.7, 0.5, 0.0], 3), Dense::random(3, 4, 7)];
-    for kernel in &kernels {
-        let den = Exact {
-            kernel,
-            data: data.clone(),
-            l: 3,
-        };
-        let law = propagate(kernel, &den, ReverseForm::PosteriorMixture);
-        let d = max_abs_diff(&law, &target);
-        assert!(d < 1e-12, "max |law − data| = {d:e}");
-    }
+    let uniform = oracle(Uniform::new(3, &[0.1, 0.3, 0.5, 1.0]).unwrap(), &data);
+    let dense = oracle(random_dense(3, 4, 7), &data);
+    let target = law_of(uniform.oracle());
+    let d = max_abs_diff(&propagate(&uniform, ReverseForm::PosteriorMixture), &target);
+    assert!(d < 1e-12, "uniform: max |law − data| = {d:e}");
+    let d = max_abs_diff(&propagate(&dense, ReverseForm::PosteriorMixture), &target);
+    assert!(d < 1e-12, "dense: max |law − data| = {d:e}");
 }
 
 /// The joint form counts `q(x_t | x_0)` twice when fed the true posterior: it is biased for
 /// non-absorbing kernels even with `L = 1`, while the mixture form is exact.
 #[test]
 fn joint_form_with_true_posterior_is_biased_for_uniform_kernel() {
-    let kernel = uniform(&[0.8, 0.6, 0.0], 3);
     let data = vec![(vec![0], 0.7), (vec![1], 0.2), (vec![2], 0.1)];
-    let den = Exact {
-        kernel: &kernel,
-        data: data.clone(),
-        l: 1,
-    };
-    let target = data_law(&data, 3, 1);
-    let exact = propagate(&kernel, &den, ReverseForm::PosteriorMixture);
+    let den = oracle(Uniform::new(3, &[0.2, 0.4, 1.0]).unwrap(), &data);
+    let target = law_of(den.oracle());
+    let exact = propagate(&den, ReverseForm::PosteriorMixture);
     assert!(max_abs_diff(&exact, &target) < 1e-12);
-    let joint = propagate(&kernel, &den, ReverseForm::Joint);
+    let joint = propagate(&den, ReverseForm::Joint);
     let d = max_abs_diff(&joint, &target);
     assert!(d > 1e-3, "joint form unexpectedly exact (d = {d:e})");
 }
@@ -384,16 +215,11 @@ fn factorised_reverse_bias_on_correlated_data_shrinks_with_steps() {
         (vec![0, 0], 0.05),
         (vec![2, 2], 0.05),
     ];
-    let target = data_law(&data, 3, 2);
     let mut tv = Vec::new();
     for t in [1usize, 4, 16, 64] {
-        let kernel = absorbing(t, 3, 1);
-        let den = Exact {
-            kernel: &kernel,
-            data: data.clone(),
-            l: 2,
-        };
-        let law = propagate(&kernel, &den, ReverseForm::PosteriorMixture);
+        let den = oracle(absorbing(t, 3, 1), &data);
+        let target = law_of(den.oracle());
+        let law = propagate(&den, ReverseForm::PosteriorMixture);
         let d: f64 = 0.5
             * law
                 .iter()
@@ -409,10 +235,19 @@ fn factorised_reverse_bias_on_correlated_data_shrinks_with_steps() {
         assert!(w[1] < w[0]);
     }
     assert!(tv[3] < 0.02);
+    // Measured rate: TV = 0.4 / T. Under the linear schedule the two unmasking times are
+    // independent and uniform on 1..=T; they coincide with probability 1/T, and only then
+    // are the positions drawn independently (TV 0.4); otherwise the second is drawn from
+    // its exact conditional.
+    for (&d, t) in tv.iter().zip([1.0, 4.0, 16.0, 64.0]) {
+        assert!((d - 0.4 / t).abs() < 1e-12, "T = {t}: TV {d} vs 0.4/T");
+    }
 }
 
 // ---------------------------------------------------------------- tests: sampler (χ²)
 
+/// Pearson's χ² statistic of `counts` against `probs` and the `1 − alpha` quantile of
+/// χ²(cells − 1) (statrs); cells of probability 0 must be empty.
 fn chi2_test(counts: &[u64], probs: &[f64], alpha: f64) -> (f64, f64) {
     let n: u64 = counts.iter().sum();
     let mut stat = 0.0;
@@ -432,79 +267,124 @@ fn chi2_test(counts: &[u64], probs: &[f64], alpha: f64) -> (f64, f64) {
     (stat, crit)
 }
 
-fn sample_counts(kernel: &Dense, den: &Exact, form: ReverseForm, n: usize, seed: u64) -> Vec<u64> {
-    let v = kernel.v;
+/// Counts of the sampler's outputs over `V^L`, `n` sequences from `Start::Stationary`.
+fn sample_counts<O: ExactPosterior, K: ForwardKernel>(
+    den: &OracleDenoiser<O, K>,
+    form: ReverseForm,
+    n: usize,
+    seed: u64,
+) -> Vec<u64> {
+    let kernel = den.process();
+    let table = EnumerationOracle::from_oracle(den.oracle()).unwrap();
     let streams: Vec<u64> = (0..n as u64).collect();
     let opts = D3pmOptions {
         seed,
         start: Start::Stationary,
         form,
     };
-    let out = sample_d3pm(kernel, den, &streams, den.l, &opts).unwrap();
-    assert_eq!(out.nfe, kernel.q.len());
-    let mut counts = vec![0u64; v.pow(den.l as u32)];
+    let out = sample_d3pm(kernel, den, &streams, den.seq_len(), &opts).unwrap();
+    assert_eq!(out.nfe, kernel.num_steps());
+    let mut counts = vec![0u64; table.probs().len()];
     for row in out.tokens.rows() {
-        counts[index_of(row.as_slice().unwrap(), v)] += 1;
+        counts[table.index(row.as_slice().unwrap()).unwrap()] += 1;
     }
     counts
 }
 
+/// The sampler with the exact oracle reproduces the data law (χ² at α = 1e-4, fixed seed).
+fn assert_chi2<O: ExactPosterior, K: ForwardKernel>(
+    what: &str,
+    den: &OracleDenoiser<O, K>,
+    form: ReverseForm,
+    seed: u64,
+) {
+    let counts = sample_counts(den, form, 20_000, seed);
+    let (stat, crit) = chi2_test(&counts, &law_of(den.oracle()), 1e-4);
+    eprintln!("{what}: χ² = {stat:.2}, critical value (α = 1e-4) {crit:.2}");
+    assert!(stat < crit, "{what}: χ² = {stat} ≥ {crit}");
+}
+
 #[test]
 fn chi2_absorbing_joint_form_reproduces_product_data() {
-    let kernel = absorbing(4, 4, 1);
-    let data = product_absorbing_data();
-    let den = Exact {
-        kernel: &kernel,
-        data: data.clone(),
-        l: 3,
-    };
-    let counts = sample_counts(&kernel, &den, ReverseForm::Joint, 20_000, 11);
-    let (stat, crit) = chi2_test(&counts, &data_law(&data, 4, 3), 1e-4);
-    eprintln!("χ² = {stat:.2}, critical value (α = 1e-4) {crit:.2}");
-    assert!(stat < crit, "χ² = {stat} ≥ {crit}");
+    let den = oracle(absorbing(4, 4, 1), &product_absorbing_data());
+    assert_chi2(
+        "absorbing, joint, product data",
+        &den,
+        ReverseForm::Joint,
+        11,
+    );
 }
 
 #[test]
 fn chi2_dense_kernel_mixture_form_reproduces_product_data() {
-    let kernel = Dense::random(3, 4, 3);
-    let data = product_full_data();
-    let den = Exact {
-        kernel: &kernel,
-        data: data.clone(),
-        l: 3,
-    };
-    let counts = sample_counts(&kernel, &den, ReverseForm::PosteriorMixture, 20_000, 5);
-    let (stat, crit) = chi2_test(&counts, &data_law(&data, 3, 3), 1e-4);
-    eprintln!("χ² = {stat:.2}, critical value (α = 1e-4) {crit:.2}");
-    assert!(stat < crit, "χ² = {stat} ≥ {crit}");
+    let den = oracle(random_dense(3, 4, 3), &product_full_data());
+    assert_chi2(
+        "random dense, mixture, product data",
+        &den,
+        ReverseForm::PosteriorMixture,
+        5,
+    );
+}
+
+/// `L = 1`: any data law is reproduced (here over 6 states, uniform kernel).
+#[test]
+fn chi2_single_token_uniform_kernel_reproduces_data() {
+    let p = [0.3, 0.05, 0.2, 0.15, 0.25, 0.05];
+    let data: Vec<(Vec<u32>, f64)> = p
+        .iter()
+        .enumerate()
+        .map(|(x, &q)| (vec![x as u32], q))
+        .collect();
+    let den = oracle(Uniform::new(6, &[0.1, 0.2, 0.4, 1.0]).unwrap(), &data);
+    assert_chi2(
+        "uniform, mixture, L = 1",
+        &den,
+        ReverseForm::PosteriorMixture,
+        21,
+    );
+}
+
+/// Independent positions from the crate's Markov-chain oracle (order 0) under absorbing
+/// noise with the mask at index 0.
+#[test]
+fn chi2_markov_oracle_iid_data_absorbing() {
+    let chain = MarkovChainOracle::iid(3, 3, vec![0.5, 0.3, 0.2]).unwrap();
+    let chain = chain.embed(&[1, 2, 3], 4).unwrap(); // data on {1, 2, 3}, mask = 0
+    let den = OracleDenoiser::new(chain, absorbing(6, 4, 0)).unwrap();
+    let target = law_of(den.oracle());
+    for form in [ReverseForm::Joint, ReverseForm::PosteriorMixture] {
+        assert!(max_abs_diff(&propagate(&den, form), &target) < 1e-12);
+    }
+    assert_chi2(
+        "absorbing, joint, Markov i.i.d.",
+        &den,
+        ReverseForm::Joint,
+        31,
+    );
 }
 
 // ---------------------------------------------------------------- reproducibility
 
 #[test]
 fn batch_permutation_invariance_and_subsets() {
-    let kernel = Dense::random(3, 5, 9);
-    let den = Exact {
-        kernel: &kernel,
-        data: product_full_data(),
-        l: 3,
-    };
+    let den = oracle(random_dense(3, 5, 9), &product_full_data());
+    let kernel = den.process();
     let opts = D3pmOptions {
         seed: 42,
         ..Default::default()
     };
-    let a = sample_d3pm(&kernel, &den, &[10, 11, 12, 13, 14, 15], 3, &opts).unwrap();
+    let a = sample_d3pm(kernel, &den, &[10, 11, 12, 13, 14, 15], 3, &opts).unwrap();
     let perm = [3usize, 0, 5, 1, 4, 2];
     let streams: Vec<u64> = perm.iter().map(|&p| 10 + p as u64).collect();
-    let b = sample_d3pm(&kernel, &den, &streams, 3, &opts).unwrap();
+    let b = sample_d3pm(kernel, &den, &streams, 3, &opts).unwrap();
     for (row, &p) in perm.iter().enumerate() {
         assert_eq!(b.tokens.row(row), a.tokens.row(p));
     }
-    let single = sample_d3pm(&kernel, &den, &[13], 3, &opts).unwrap();
+    let single = sample_d3pm(kernel, &den, &[13], 3, &opts).unwrap();
     assert_eq!(single.tokens.row(0), a.tokens.row(3));
     // another seed changes the result
     let c = sample_d3pm(
-        &kernel,
+        kernel,
         &den,
         &[10, 11, 12, 13, 14, 15],
         3,
@@ -518,20 +398,17 @@ fn batch_permutation_invariance_and_subsets() {
 fn caller_given_start_is_used() {
     // ᾱ_2 = 0.25 > 0, so partially unmasked starts are possible; with a deterministic data
     // law the output is the data.
-    let kernel = Dense::mixture(&[0.5, 0.5], &[0.0, 1.0, 0.0]);
-    let data = vec![(vec![2, 0], 1.0)];
-    let den = Exact {
-        kernel: &kernel,
-        data,
-        l: 2,
-    };
+    let den = oracle(
+        Absorbing::new(3, 1, &[0.5, 0.5]).unwrap(),
+        &[(vec![2, 0], 1.0)],
+    );
     let start = array![[1u32, 1], [2, 1]];
     let opts = D3pmOptions {
         seed: 1,
         start: Start::Tokens(start.view()),
         form: ReverseForm::Joint,
     };
-    let out = sample_d3pm(&kernel, &den, &[0, 1], 2, &opts).unwrap();
+    let out = sample_d3pm(den.process(), &den, &[0, 1], 2, &opts).unwrap();
     assert_eq!(out.tokens, array![[2u32, 0], [2, 0]]);
     assert_eq!(out.nfe, 2);
 }
@@ -560,7 +437,7 @@ impl Denoiser for Const {
 
 #[test]
 fn bad_inputs_are_rejected() {
-    let kernel = Dense::random(3, 3, 1);
+    let kernel = random_dense(3, 3, 1);
     let ok = Const { v: 3, value: 0.0 };
     let opts = D3pmOptions::default();
     assert!(sample_d3pm(&kernel, &ok, &[0], 2, &opts).is_ok());

@@ -2,19 +2,25 @@
 //! enumeration, Bayes' rule, exact identities, long sequences, fitting, sampling, the
 //! denoiser wrapper, and bad input for every public entry point.
 //!
-//! The channels here are test-local implementations of `Channel` with the closed forms of
-//! the absorbing, uniform and discretised-Gaussian kernels, so these tests do not depend on
-//! the kernel module; `all_channels` is the one place to add the crate's real kernels
-//! (`kernel.at_step(t)`) once they exist.
+//! `all_channels` holds both test-local implementations of `Channel` with the closed forms
+//! of the absorbing, uniform and banded-Gaussian kernels, and the crate's real kernels
+//! (`Absorbing::at_step`, `Uniform::at_step`, `DiscretizedGaussian::at_step`,
+//! `MixtureChannel`, `MixtureProcess`), so "the Markov oracle equals enumeration" is
+//! checked on the real kernels; `kernel_channels_match_closed_forms` ties the two together.
 #![allow(clippy::needless_range_loop)] // index-heavy reference computations
 
 use discrete_diffusion::Error;
-use discrete_diffusion::kernel::{Channel, NoiseProcess};
+use discrete_diffusion::kernel::absorbing::Absorbing;
+use discrete_diffusion::kernel::gaussian::DiscretizedGaussian;
+use discrete_diffusion::kernel::mixture::{MixtureChannel, MixtureProcess};
+use discrete_diffusion::kernel::uniform::Uniform;
+use discrete_diffusion::kernel::{Channel, ForwardKernel, NoiseProcess};
 use discrete_diffusion::model::Denoiser;
 use discrete_diffusion::model::enumeration::{EnumerationOracle, MAX_ENUMERATION_STATES};
 use discrete_diffusion::model::markov::MarkovChainOracle;
 use discrete_diffusion::model::oracle::{ExactPosterior, OracleDenoiser};
 use discrete_diffusion::rng::{CounterRng, Purpose, RngKey};
+use discrete_diffusion::schedule::LogLinear;
 use ndarray::{Array1, Array2, Array3};
 use statrs::distribution::{ChiSquared, ContinuousCDF, Normal};
 
@@ -166,8 +172,75 @@ impl NoiseProcess for AbsorbingProcess {
     }
 }
 
-/// Every channel family at a few noise levels (add `kernel.at_step(t)` of the real
-/// kernels here once they land).
+/// A kernel or target law that lives for the whole test binary, so that its borrowed
+/// channels (`AtStep<'static, _>`, `MixtureChannel<'static>`) can be boxed as
+/// `Box<dyn Channel>` (a few hundred bytes per call; test-only).
+fn leak<T>(x: T) -> &'static T {
+    Box::leak(Box::new(x))
+}
+
+/// The crate's real kernels as channels: `Absorbing` / `Uniform` at a one-step schedule with
+/// keep probability `a` and at an intermediate step of a longer schedule,
+/// `DiscretizedGaussian` (unit grid spacing and the text grid) at several steps, and the
+/// continuous-time `MixtureChannel` / `MixtureProcess` (towards the mask, a random law).
+fn kernel_channels(v: usize, mask: u32) -> Vec<(String, Box<dyn Channel>)> {
+    let mut out: Vec<(String, Box<dyn Channel>)> = Vec::new();
+    for a in [0.9, 0.4, 0.05] {
+        let abs = leak(Absorbing::new(v, mask, &[1.0 - a]).unwrap());
+        out.push((
+            format!("Absorbing a={a}"),
+            Box::new(abs.at_step(1).unwrap()),
+        ));
+        let uni = leak(Uniform::new(v, &[1.0 - a]).unwrap());
+        out.push((format!("Uniform a={a}"), Box::new(uni.at_step(1).unwrap())));
+    }
+    let betas = [0.2, 0.3, 0.5];
+    let abs = leak(Absorbing::new(v, mask, &betas).unwrap());
+    out.push((
+        "Absorbing step 2/3".into(),
+        Box::new(abs.at_step(2).unwrap()),
+    ));
+    let uni = leak(Uniform::new(v, &betas).unwrap());
+    out.push(("Uniform step 2/3".into(), Box::new(uni.at_step(2).unwrap())));
+    let gauss = leak(
+        DiscretizedGaussian::with_linspace_stop(v, &[0.05, 0.3, 0.9], None, (v - 1) as f64)
+            .unwrap(),
+    );
+    for t in 1..=3 {
+        out.push((
+            format!("DiscretizedGaussian step {t}/3"),
+            Box::new(gauss.at_step(t).unwrap()),
+        ));
+    }
+    let text = leak(DiscretizedGaussian::text(v, &[0.1, 0.5]).unwrap());
+    out.push((
+        "DiscretizedGaussian::text step 2/2".into(),
+        Box::new(text.at_step(2).unwrap()),
+    ));
+    let mut e_mask = vec![0.0; v];
+    e_mask[mask as usize] = 1.0;
+    let e_mask: &'static [f64] = leak(e_mask);
+    out.push((
+        "MixtureChannel(mask) a=0.3".into(),
+        Box::new(MixtureChannel::new(e_mask, 0.3).unwrap()),
+    ));
+    let mut r = rng(99, v as u64);
+    let pi: &'static [f64] = leak(random_dist(&mut r, v, false));
+    out.push((
+        "MixtureChannel(random π) a=0.6".into(),
+        Box::new(MixtureChannel::new(pi, 0.6).unwrap()),
+    ));
+    let proc =
+        leak(MixtureProcess::from_schedule(pi.to_vec(), LogLinear::new(1e-3).unwrap()).unwrap());
+    out.push((
+        "MixtureProcess(log-linear) t=0.5".into(),
+        proc.channel(0.5).unwrap(),
+    ));
+    out
+}
+
+/// Every channel family at a few noise levels: the test-local closed forms above and the
+/// crate's real kernels ([`kernel_channels`]).
 fn all_channels(v: usize, mask: u32) -> Vec<(String, Box<dyn Channel>)> {
     let mut out: Vec<(String, Box<dyn Channel>)> = Vec::new();
     for a in [0.9, 0.4, 0.05] {
@@ -185,7 +258,50 @@ fn all_channels(v: usize, mask: u32) -> Vec<(String, Box<dyn Channel>)> {
         "gaussian σ=2 band 3".into(),
         Box::new(BandedGaussian::new(v, 2.0, 3)),
     ));
+    out.extend(kernel_channels(v, mask));
     out
+}
+
+/// The real kernels' channels agree with the test-local closed forms (likelihoods and
+/// transition rows), so every oracle test below exercises both.
+#[test]
+fn kernel_channels_match_closed_forms() {
+    for (v, mask) in [(3usize, 1u32), (4, 0), (5, 4)] {
+        let real = kernel_channels(v, mask);
+        let (mut a, mut b) = (vec![0.0; v], vec![0.0; v]);
+        for (i, keep) in [0.9, 0.4, 0.05].iter().enumerate() {
+            let local: [Box<dyn Channel>; 2] = [
+                Box::new(AbsorbingLike { v, mask, a: *keep }),
+                Box::new(UniformLike { v, a: *keep }),
+            ];
+            for (j, l) in local.iter().enumerate() {
+                let (name, ch) = &real[2 * i + j];
+                for y in 0..v as u32 {
+                    ch.likelihood(y, &mut a).unwrap();
+                    l.likelihood(y, &mut b).unwrap();
+                    for u in 0..v {
+                        assert!((a[u] - b[u]).abs() < 1e-15, "{name} likelihood y={y} u={u}");
+                    }
+                    ch.transition_row(y, &mut a).unwrap();
+                    l.transition_row(y, &mut b).unwrap();
+                    for u in 0..v {
+                        assert!((a[u] - b[u]).abs() < 1e-15, "{name} row x0={y} u={u}");
+                    }
+                }
+            }
+        }
+        // Every real channel: likelihood(y)[x] = transition_row(x)[y], rows sum to 1.
+        for (name, ch) in &real {
+            for x in 0..v as u32 {
+                ch.transition_row(x, &mut a).unwrap();
+                assert!((a.iter().sum::<f64>() - 1.0).abs() < 1e-12, "{name}");
+                for y in 0..v as u32 {
+                    ch.likelihood(y, &mut b).unwrap();
+                    assert_eq!(a[y as usize], b[x as usize], "{name} x={x} y={y}");
+                }
+            }
+        }
+    }
 }
 
 // ---------------------------------------------------------------------------------------
@@ -330,10 +446,15 @@ fn identity_channel_gives_point_mass() {
     let (v, mask) = (4usize, 0u32);
     let chain = random_chain(3, v, mask, 2, 5);
     let en = EnumerationOracle::from_oracle(&chain).unwrap();
-    let id: [Box<dyn Channel>; 3] = [
+    let abs = Absorbing::new(v, mask, &[0.0, 0.5]).unwrap();
+    let gauss = DiscretizedGaussian::with_linspace_stop(v, &[0.5], None, 3.0).unwrap();
+    let id: [Box<dyn Channel>; 6] = [
         Box::new(AbsorbingLike { v, mask, a: 1.0 }),
         Box::new(UniformLike { v, a: 1.0 }),
         Box::new(BandedGaussian::new(v, 0.3, 0)),
+        Box::new(abs.at_step(1).unwrap()), // β_1 = 0: Q̄_1 = I
+        Box::new(abs.at_step(0).unwrap()), // Q̄_0 = I
+        Box::new(gauss.at_step(0).unwrap()),
     ];
     for ch in &id {
         for (idx, x) in all_sequences(v, 5).iter().enumerate() {
@@ -547,8 +668,16 @@ mod properties {
             let en = EnumerationOracle::from_oracle(&chain).unwrap();
             let states = all_sequences(v, len);
             let xt = &states[pick % states.len()];
-            let chans: [Box<dyn Channel>; 2] =
-                [Box::new(AbsorbingLike { v, mask, a }), Box::new(UniformLike { v, a })];
+            let abs = Absorbing::new(v, mask, &[1.0 - a]).unwrap();
+            let uni = Uniform::new(v, &[1.0 - a]).unwrap();
+            let gauss = DiscretizedGaussian::with_linspace_stop(v, &[a], None, 3.0).unwrap();
+            let chans: [Box<dyn Channel>; 5] = [
+                Box::new(AbsorbingLike { v, mask, a }),
+                Box::new(UniformLike { v, a }),
+                Box::new(abs.at_step(1).unwrap()),
+                Box::new(uni.at_step(1).unwrap()),
+                Box::new(gauss.at_step(1).unwrap()),
+            ];
             for ch in &chans {
                 let lm = chain.log_prob_xt(xt, ch.as_ref()).unwrap();
                 let le = en.log_prob_xt(xt, ch.as_ref()).unwrap();

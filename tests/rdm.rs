@@ -1,12 +1,23 @@
 //! Reparameterized discrete diffusion (RDM): routed law ≡ Bayes posterior, sampler exactness
 //! with an exact denoiser, reweighted cross-entropy gradients, bad input.
 //!
-//! Test-local pieces: dense mixture kernels (`Dense`, mask not last) built from one-step
-//! matrices, and an exact denoiser by enumeration over `V^L`.
+//! Kernels are the crate's mixture kernels (`Absorbing` with the mask not last, `Uniform`,
+//! `Mixture`), and the sampler's `MixtureSchedule` is read off the same kernel object
+//! (`MixtureSchedule::from_absorbing` / `from_uniform` / `from_mixture`) that the exact
+//! denoiser (`OracleDenoiser` over an `EnumerationOracle`) uses as its noise process. The
+//! Bayes reference of the routed law is built from `kernel::dense::Dense` products of
+//! one-step matrices written out here.
 
 use discrete_diffusion::Error;
+use discrete_diffusion::kernel::ForwardKernel;
+use discrete_diffusion::kernel::absorbing::Absorbing;
+use discrete_diffusion::kernel::dense::Dense;
+use discrete_diffusion::kernel::mixture::Mixture;
+use discrete_diffusion::kernel::uniform::Uniform;
 use discrete_diffusion::loss::rdm::{RdmWeighting, rdm_loss};
 use discrete_diffusion::model::Denoiser;
+use discrete_diffusion::model::enumeration::EnumerationOracle;
+use discrete_diffusion::model::oracle::OracleDenoiser;
 use discrete_diffusion::sample::rdm::{
     MixtureSchedule, RdmOptions, Renoise, Routing, Scorer, X0Estimate, cosine_alpha_bar,
     linear_alpha_bar, sample_rdm,
@@ -14,126 +25,76 @@ use discrete_diffusion::sample::rdm::{
 use ndarray::{Array1, Array2, Array3, ArrayView1, ArrayView2, ArrayViewMut3, array};
 use statrs::distribution::{ChiSquared, ContinuousCDF};
 
-// ---------------------------------------------------------------- test-local kernel
+// ---------------------------------------------------------------- kernels and oracles
 
-/// Dense one-step matrices `Q_t = β_t I + (1 − β_t) 1 πᵀ` and their products.
-struct Dense {
-    v: usize,
-    q: Vec<Array2<f64>>,    // Q_1..Q_T
-    qbar: Vec<Array2<f64>>, // Q̄_0..Q̄_T
-}
-
-impl Dense {
-    fn mixture(betas: &[f64], pi: &[f64]) -> Self {
-        let v = pi.len();
-        let q: Vec<Array2<f64>> = betas
-            .iter()
-            .map(|&b| {
-                Array2::from_shape_fn((v, v), |(i, j)| {
-                    b * (i == j) as u8 as f64 + (1.0 - b) * pi[j]
-                })
-            })
-            .collect();
-        let mut qbar = vec![Array2::eye(v)];
-        for m in &q {
-            let next = qbar.last().unwrap().dot(m);
-            qbar.push(next);
-        }
-        Dense { v, q, qbar }
-    }
-
-    /// `Q_{s→t} = Q_{s+1} ⋯ Q_t`.
-    fn between(&self, s: usize, t: usize) -> Array2<f64> {
-        let mut m = Array2::eye(self.v);
-        for k in s..t {
-            m = m.dot(&self.q[k]);
-        }
-        m
-    }
-}
-
-fn alpha_bar_of(betas: &[f64]) -> Vec<f64> {
+/// `ᾱ_t = Π_{s ≤ t} keep_s`.
+fn alpha_bar_of(keep: &[f64]) -> Vec<f64> {
     let mut a = vec![1.0];
-    for &b in betas {
+    for &b in keep {
         let last = *a.last().unwrap();
         a.push(last * b);
     }
     a
 }
 
-// ---------------------------------------------------------------- exact denoiser
+/// D3PM step probabilities `β_t = 1 − ᾱ_t / ᾱ_{t−1}` of a cumulative keep schedule.
+fn betas_of(alpha_bar: &[f64]) -> Vec<f64> {
+    alpha_bar.windows(2).map(|w| 1.0 - w[1] / w[0]).collect()
+}
 
-fn all_seqs(v: usize, l: usize) -> Vec<Vec<u32>> {
-    (0..v.pow(l as u32))
-        .map(|mut k| {
-            let mut s = vec![0u32; l];
-            for i in (0..l).rev() {
-                s[i] = (k % v) as u32;
-                k /= v;
-            }
-            s
+/// The absorbing kernel with cumulative keep `alpha_bar` (mask at `mask`) and its RDM
+/// schedule, read off the kernel; checks the schedule reproduces `alpha_bar`.
+fn absorbing_setup(alpha_bar: &[f64], v: usize, mask: u32) -> (Absorbing, MixtureSchedule) {
+    let kernel = Absorbing::new(v, mask, &betas_of(alpha_bar)).unwrap();
+    let sch = MixtureSchedule::from_absorbing(&kernel).unwrap();
+    for (a, b) in sch.alpha_bar().iter().zip(alpha_bar) {
+        assert!((a - b).abs() < 1e-15, "ᾱ from the kernel {a} vs {b}");
+    }
+    assert_eq!(sch.mask_token(), Some(mask));
+    (kernel, sch)
+}
+
+/// The exact denoiser of `data` (over `V^L`) under `kernel`.
+fn oracle<K: ForwardKernel>(
+    kernel: K,
+    data: &[(Vec<u32>, f64)],
+) -> OracleDenoiser<EnumerationOracle, K> {
+    let v = kernel.vocab_size();
+    let l = data[0].0.len();
+    OracleDenoiser::new(EnumerationOracle::from_pairs(v, l, data).unwrap(), kernel).unwrap()
+}
+
+/// `Q_t = keep_t I + (1 − keep_t) 1 πᵀ` written out densely (independent of `Mixture`).
+fn dense_mixture(keep: &[f64], pi: &[f64]) -> Dense {
+    let v = pi.len();
+    let steps = keep
+        .iter()
+        .map(|&b| {
+            Array2::from_shape_fn((v, v), |(i, j)| {
+                b * (i == j) as u8 as f64 + (1.0 - b) * pi[j]
+            })
         })
-        .collect()
+        .collect();
+    Dense::new(steps, pi).unwrap()
+}
+
+/// `Q_{s→t} = Q_{s+1} ⋯ Q_t` from the dense one-step matrices.
+fn between(d: &Dense, s: usize, t: usize) -> Array2<f64> {
+    let v = d.vocab_size();
+    let mut m = Array2::eye(v);
+    for k in s + 1..=t {
+        m = m.dot(&d.step_matrix(k).unwrap());
+    }
+    m
+}
+
+fn data_law(data: &[(Vec<u32>, f64)], v: usize, l: usize) -> Vec<f64> {
+    let table = EnumerationOracle::from_pairs(v, l, data).unwrap();
+    table.probs().to_vec()
 }
 
 fn index_of(seq: &[u32], v: usize) -> usize {
     seq.iter().fold(0, |acc, &x| acc * v + x as usize)
-}
-
-struct Exact<'a> {
-    kernel: &'a Dense,
-    data: Vec<(Vec<u32>, f64)>,
-    l: usize,
-}
-
-impl Denoiser for Exact<'_> {
-    fn vocab_size(&self) -> usize {
-        self.kernel.v
-    }
-    fn logits(
-        &self,
-        tokens: ArrayView2<'_, u32>,
-        times: ArrayView1<'_, f64>,
-        mut out: ArrayViewMut3<'_, f32>,
-    ) -> discrete_diffusion::Result<()> {
-        let t_max = self.kernel.q.len() as f64;
-        let v = self.kernel.v;
-        for (b, row) in tokens.rows().into_iter().enumerate() {
-            let k = (times[b] * t_max).round() as usize;
-            let mut marg = vec![vec![0.0; v]; self.l];
-            let mut total = 0.0;
-            for (x0, p) in &self.data {
-                let mut w = *p;
-                for i in 0..self.l {
-                    w *= self.kernel.qbar[k][[x0[i] as usize, row[i] as usize]];
-                }
-                total += w;
-                for i in 0..self.l {
-                    marg[i][x0[i] as usize] += w;
-                }
-            }
-            assert!(total > 0.0, "x_t = {row} impossible at step {k}");
-            for i in 0..self.l {
-                for c in 0..v {
-                    let p = marg[i][c] / total;
-                    out[[b, i, c]] = if p > 0.0 {
-                        p.ln() as f32
-                    } else {
-                        f32::NEG_INFINITY
-                    };
-                }
-            }
-        }
-        Ok(())
-    }
-}
-
-fn data_law(data: &[(Vec<u32>, f64)], v: usize, l: usize) -> Vec<f64> {
-    let mut out = vec![0.0; v.pow(l as u32)];
-    for (s, p) in data {
-        out[index_of(s, v)] += p;
-    }
-    out
 }
 
 /// A correlated law over {0, 2, 3}^3 (mask = 1 excluded): weights ∝ 1 + 3·[x_0 = x_2] + x_1.
@@ -153,6 +114,8 @@ fn correlated_data() -> Vec<(Vec<u32>, f64)> {
     out
 }
 
+/// Pearson's χ² statistic of `counts` against `probs` and the `1 − alpha` quantile of
+/// χ²(cells − 1) (statrs); cells of probability 0 must be empty.
 fn chi2(counts: &[u64], probs: &[f64], alpha: f64) -> (f64, f64) {
     let n: u64 = counts.iter().sum();
     let (mut stat, mut cells) = (0.0, 0);
@@ -183,25 +146,43 @@ fn counts_of(tokens: &Array2<u32>, v: usize) -> Vec<u64> {
 
 #[test]
 fn routed_law_equals_bayes_posterior() {
-    let betas = [0.9, 0.7, 0.85, 0.5, 0.6, 0.0];
-    let a = alpha_bar_of(&betas);
-    let pis: [Vec<f64>; 3] = [
-        vec![0.0, 1.0, 0.0, 0.0], // absorbing, mask = 1 (not last)
-        vec![0.25; 4],            // multinomial
-        vec![0.1, 0.2, 0.3, 0.4], // general mixture to π
+    let keep = [0.9, 0.7, 0.85, 0.5, 0.6, 0.0];
+    let betas: Vec<f64> = keep.iter().map(|k| 1.0 - k).collect();
+    let a = alpha_bar_of(&keep);
+    let v = 4;
+    // absorbing (mask = 1, not last), multinomial, general mixture to π — each schedule
+    // read off the crate's kernel object.
+    let cases: [(Vec<f64>, MixtureSchedule); 3] = [
+        (
+            vec![0.0, 1.0, 0.0, 0.0],
+            MixtureSchedule::from_absorbing(&Absorbing::new(v, 1, &betas).unwrap()).unwrap(),
+        ),
+        (
+            vec![0.25; 4],
+            MixtureSchedule::from_uniform(&Uniform::new(v, &betas).unwrap()).unwrap(),
+        ),
+        (
+            vec![0.1, 0.2, 0.3, 0.4],
+            MixtureSchedule::from_mixture(&Mixture::new(vec![0.1, 0.2, 0.3, 0.4], &betas).unwrap())
+                .unwrap(),
+        ),
     ];
-    for pi in &pis {
-        let dense = Dense::mixture(&betas, pi);
-        let sch = MixtureSchedule::new(a.clone(), pi.clone()).unwrap();
-        let v = 4;
+    for (pi, sch) in &cases {
+        assert_eq!(sch.noise(), &pi[..]);
+        for (x, y) in sch.alpha_bar().iter().zip(&a) {
+            assert!((x - y).abs() < 1e-15);
+        }
+        let dense = dense_mixture(&keep, pi);
         let mut routed = vec![0.0; v];
         let mut checked = 0;
-        for t in 1..=betas.len() {
+        for t in 1..=keep.len() {
+            let qbar_t = dense.cumulative_matrix(t).unwrap();
             for s in 0..t {
-                let qst = dense.between(s, t);
+                let qbar_s = dense.cumulative_matrix(s).unwrap();
+                let qst = between(&dense, s, t);
                 for x0 in 0..v {
                     for xt in 0..v {
-                        let lik = dense.qbar[t][[x0, xt]];
+                        let lik = qbar_t[[x0, xt]];
                         let r = sch.routed_law(s, t, xt as u32, x0 as u32, &mut routed);
                         if lik == 0.0 {
                             assert!(matches!(r, Err(Error::ZeroProbability { .. })));
@@ -209,9 +190,8 @@ fn routed_law_equals_bayes_posterior() {
                         }
                         r.unwrap();
                         // Bayes: q(x_s = k | x_t, x_0) ∝ Q̄_s(x0, k) Q_{s→t}(k, x_t)
-                        let mut post: Vec<f64> = (0..v)
-                            .map(|k| dense.qbar[s][[x0, k]] * qst[[k, xt]])
-                            .collect();
+                        let mut post: Vec<f64> =
+                            (0..v).map(|k| qbar_s[[x0, k]] * qst[[k, xt]]).collect();
                         let z: f64 = post.iter().sum();
                         post.iter_mut().for_each(|p| *p /= z);
                         for k in 0..v {
@@ -249,26 +229,14 @@ fn routing_probabilities_match_the_paper_for_one_step() {
 
 // ---------------------------------------------------------------- sampler exactness (χ²)
 
-fn absorbing_setup(steps: usize) -> (Dense, MixtureSchedule) {
-    let ab = linear_alpha_bar(steps);
-    let betas: Vec<f64> = (1..=steps).map(|t| ab[t] / ab[t - 1]).collect();
-    let dense = Dense::mixture(&betas, &[0.0, 1.0, 0.0, 0.0]);
-    let sch = MixtureSchedule::absorbing(ab, 4, 1).unwrap();
-    (dense, sch)
-}
-
 /// Absorbing diffusion, T = L, linear ᾱ: top-k routing leaves `K_s = s` masks, i.e. exactly
 /// one token is denoised per step; with a random order and `x̂_0` sampled from the exact
 /// conditional this is an exact sampler of the (correlated) data law.
 #[test]
 fn one_token_per_step_random_order_is_exact_chi2() {
-    let (dense, sch) = absorbing_setup(3);
+    let (kernel, sch) = absorbing_setup(&linear_alpha_bar(3), 4, 1);
     let data = correlated_data();
-    let den = Exact {
-        kernel: &dense,
-        data: data.clone(),
-        l: 3,
-    };
+    let den = oracle(kernel, &data);
     let streams: Vec<u64> = (0..20_000).collect();
     let opts = RdmOptions {
         seed: 2023,
@@ -289,7 +257,7 @@ fn one_token_per_step_random_order_is_exact_chi2() {
 /// product data law.
 #[test]
 fn stochastic_routing_is_exact_for_product_data_chi2() {
-    let (dense, sch) = absorbing_setup(4);
+    let (kernel, sch) = absorbing_setup(&linear_alpha_bar(4), 4, 1);
     let m = [
         [(0u32, 0.5), (2, 0.3), (3, 0.2)],
         [(0, 0.1), (2, 0.6), (3, 0.3)],
@@ -303,11 +271,7 @@ fn stochastic_routing_is_exact_for_product_data_chi2() {
             }
         }
     }
-    let den = Exact {
-        kernel: &dense,
-        data: data.clone(),
-        l: 3,
-    };
+    let den = oracle(kernel, &data);
     let streams: Vec<u64> = (0..20_000).collect();
     let opts = RdmOptions {
         seed: 7,
@@ -320,15 +284,69 @@ fn stochastic_routing_is_exact_for_product_data_chi2() {
     assert!(stat < crit, "χ² = {stat} ≥ {crit}");
 }
 
+/// Multinomial (uniform) diffusion, `L = 1`, `T = 2`, stochastic routing: RDM tracks its
+/// own routing bit `b_t` while the exact denoiser `p(x_0 | x_t)` does not know it, so the
+/// sampler is *not* exact for multinomial noise (unlike absorbing noise, where
+/// `b_t = [x_t ≠ mask]`). With `ᾱ = (1, a, 0)` the output law is, in closed form,
+///
+/// ```text
+/// P(x_0) = a·d(x_0) + (1 − a)·Σ_{x_1} π(x_1) d(x_0) q(x_1 | x_0) / q_1(x_1),
+/// q(x_1 | x_0) = a δ + (1 − a) π(x_1),   q_1(x_1) = a d(x_1) + (1 − a) π(x_1):
+/// ```
+///
+/// step 2 denoises to `x̂_0 ~ d` with probability `λ⁽²⁾ = a` (then step 1 keeps it), else
+/// leaves a fresh uniform `x_1` with `b_1 = 0`, and step 1 draws `x̂_0 ~ p(x_0 | x_1)` as if
+/// `x_1` were a typical noisy token. The sampler matches this law (χ² at α = 1e-4) and is
+/// rejected against the data law (measured bias, fixed seed).
+#[test]
+fn stochastic_routing_multinomial_single_token_measured_bias_chi2() {
+    let a = 0.5;
+    let kernel = Uniform::new(5, &[1.0 - a, 1.0]).unwrap();
+    let sch = MixtureSchedule::from_uniform(&kernel).unwrap();
+    let d = [0.4, 0.05, 0.25, 0.1, 0.2];
+    let pi = 0.2;
+    let q1: Vec<f64> = d.iter().map(|&x| a * x + (1.0 - a) * pi).collect();
+    let law: Vec<f64> = (0..5)
+        .map(|x0| {
+            let mix: f64 = (0..5)
+                .map(|x1| {
+                    let lik = a * (x1 == x0) as u8 as f64 + (1.0 - a) * pi;
+                    pi * d[x0] * lik / q1[x1]
+                })
+                .sum();
+            a * d[x0] + (1.0 - a) * mix
+        })
+        .collect();
+    assert!((law.iter().sum::<f64>() - 1.0).abs() < 1e-15);
+    let tv: f64 = 0.5 * law.iter().zip(&d).map(|(x, y)| (x - y).abs()).sum::<f64>();
+    let data: Vec<(Vec<u32>, f64)> = d
+        .iter()
+        .enumerate()
+        .map(|(x, &q)| (vec![x as u32], q))
+        .collect();
+    let den = oracle(kernel, &data);
+    let streams: Vec<u64> = (0..20_000).collect();
+    let opts = RdmOptions {
+        seed: 77,
+        x0: X0Estimate::Sample { temperature: 1.0 },
+        routing: Routing::Stochastic,
+    };
+    let out = sample_rdm(&sch, &den, &streams, 1, &opts).unwrap();
+    let counts = counts_of(&out.tokens, 5);
+    let (stat, crit) = chi2(&counts, &law, 1e-4);
+    eprintln!(
+        "multinomial L = 1 vs closed-form law: χ² = {stat:.2} (critical {crit:.2}); TV(law, data) = {tv:.4}"
+    );
+    assert!(stat < crit, "χ² = {stat} ≥ {crit}");
+    let (stat, crit) = chi2(&counts, &d, 1e-4);
+    assert!(stat > crit, "bias not detected: χ² = {stat} < {crit}");
+}
+
 #[test]
 fn deterministic_confidence_topk_with_argmax_is_deterministic_and_in_support() {
-    let (dense, sch) = absorbing_setup(3);
+    let (kernel, sch) = absorbing_setup(&linear_alpha_bar(3), 4, 1);
     let data = correlated_data();
-    let den = Exact {
-        kernel: &dense,
-        data: data.clone(),
-        l: 3,
-    };
+    let den = oracle(kernel, &data);
     let law = data_law(&data, 4, 3);
     for renoise in [Renoise::Unconditional, Renoise::Conditional, Renoise::Never] {
         let opts = RdmOptions {
@@ -363,16 +381,8 @@ fn deterministic_confidence_topk_with_argmax_is_deterministic_and_in_support() {
 
 #[test]
 fn cosine_schedule_topk_leaves_no_mask() {
-    let steps = 4;
-    let ab = cosine_alpha_bar(steps);
-    let betas: Vec<f64> = (1..=steps).map(|t| ab[t] / ab[t - 1]).collect();
-    let dense = Dense::mixture(&betas, &[0.0, 1.0, 0.0, 0.0]);
-    let sch = MixtureSchedule::absorbing(ab, 4, 1).unwrap();
-    let den = Exact {
-        kernel: &dense,
-        data: correlated_data(),
-        l: 3,
-    };
+    let (kernel, sch) = absorbing_setup(&cosine_alpha_bar(4), 4, 1);
+    let den = oracle(kernel, &correlated_data());
     let opts = RdmOptions {
         seed: 9,
         x0: X0Estimate::Sample { temperature: 1.0 },
@@ -387,22 +397,18 @@ fn cosine_schedule_topk_leaves_no_mask() {
 
 #[test]
 fn batch_permutation_invariance_multinomial() {
-    let betas = [0.9, 0.6, 0.3, 0.0];
-    let pi = vec![0.25; 4];
-    let dense = Dense::mixture(&betas, &pi);
-    let sch = MixtureSchedule::uniform(alpha_bar_of(&betas), 4).unwrap();
-    let data: Vec<(Vec<u32>, f64)> = all_seqs(4, 2)
-        .into_iter()
-        .map(|s| {
+    let keep = [0.9, 0.6, 0.3, 0.0];
+    let betas: Vec<f64> = keep.iter().map(|k| 1.0 - k).collect();
+    let kernel = Uniform::new(4, &betas).unwrap();
+    let sch = MixtureSchedule::from_uniform(&kernel).unwrap();
+    let data: Vec<(Vec<u32>, f64)> = (0..16u32)
+        .map(|i| {
+            let s = vec![i / 4, i % 4];
             let w = 1.0 + (s[0] == s[1]) as u8 as f64 * 4.0;
-            (s, w / 28.0)
+            (s, w / 32.0)
         })
         .collect();
-    let den = Exact {
-        kernel: &dense,
-        data,
-        l: 2,
-    };
+    let den = oracle(kernel, &data);
     for routing in [
         Routing::Stochastic,
         Routing::TopK {
@@ -784,13 +790,9 @@ fn sampler_and_schedule_bad_inputs() {
 /// once from their marginals (stochastic routing on correlated data) is rejected.
 #[test]
 fn chi2_rejects_parallel_decoding_on_correlated_data() {
-    let (dense, sch) = absorbing_setup(3);
+    let (kernel, sch) = absorbing_setup(&linear_alpha_bar(3), 4, 1);
     let data = correlated_data();
-    let den = Exact {
-        kernel: &dense,
-        data: data.clone(),
-        l: 3,
-    };
+    let den = oracle(kernel, &data);
     let streams: Vec<u64> = (0..20_000).collect();
     let opts = RdmOptions {
         seed: 2023,

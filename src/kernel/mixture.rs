@@ -21,6 +21,7 @@ use crate::error::{Error, Result};
 use crate::kernel::{
     Channel, ForwardKernel, NoiseProcess, check_state_out, check_step, check_vec_out,
 };
+use crate::schedule::Schedule;
 use crate::validate;
 
 /// Validate a D3PM step schedule `β_1..β_T`: at least one step, every entry a finite
@@ -379,6 +380,32 @@ impl MixtureProcess {
         Ok(MixtureProcess { pi, alpha })
     }
 
+    /// The process towards `pi` whose keep probability is a masking/noise schedule's
+    /// `α(t)` ([`Schedule::alpha`]): `q(x_t | x_0) = α(t) δ_{x_0} + (1 − α(t)) π`.
+    ///
+    /// With `π = e_mask` this is the masked-diffusion forward process of MDLM/MD4 (Sahoo et
+    /// al. 2024, eq. 2; Shi et al. 2024, eq. 1); with `π = 1/V` uniform diffusion (Schiff et
+    /// al. 2024). The schedule is consulted each time a channel is formed; its errors (e.g.
+    /// `t` outside `[0, 1]`) propagate, and a value outside `[0, 1]` is rejected as for
+    /// [`MixtureProcess::new`]. `Box<dyn Schedule>` works too (it implements [`Schedule`]).
+    ///
+    /// Errors: as [`MixtureProcess::new`] (`pi` not a distribution over `V ≥ 2` states).
+    ///
+    /// ```
+    /// use discrete_diffusion::kernel::{Channel, NoiseProcess};
+    /// use discrete_diffusion::kernel::mixture::MixtureProcess;
+    /// use discrete_diffusion::schedule::Linear;
+    ///
+    /// // MDLM masking with α(t) = 1 − t and the mask at index 0.
+    /// let p = MixtureProcess::from_schedule(vec![1.0, 0.0, 0.0], Linear::new()).unwrap();
+    /// let mut lik = [0.0; 3];
+    /// p.channel(0.25).unwrap().likelihood(0, &mut lik).unwrap(); // q(x_t = mask | x_0 = ·)
+    /// assert_eq!(lik, [1.0, 0.25, 0.25]);
+    /// ```
+    pub fn from_schedule<S: Schedule + 'static>(pi: Vec<f64>, schedule: S) -> Result<Self> {
+        Self::new(pi, Box::new(move |t| schedule.alpha(t)))
+    }
+
     /// The target law `π`.
     pub fn pi(&self) -> &[f64] {
         &self.pi
@@ -431,6 +458,30 @@ mod tests {
         assert!((keep[10] - (1.0 - 1e-11)).abs() < 1e-16);
         let (keep, flip) = cumulative_keep(&[0.5, 1.0, 0.3]);
         assert_eq!((keep[2], flip[2], keep[3], flip[3]), (0.0, 1.0, 0.0, 1.0));
+    }
+
+    #[test]
+    fn from_schedule_uses_alpha_as_keep_probability() {
+        use crate::schedule::{LogLinear, Schedule};
+        let sch = LogLinear::new(1e-3).unwrap();
+        let p = MixtureProcess::from_schedule(vec![0.25; 4], sch).unwrap();
+        let boxed: Box<dyn Schedule> = Box::new(sch);
+        let q = MixtureProcess::from_schedule(vec![0.25; 4], boxed).unwrap();
+        let mut row = [0.0; 4];
+        for t in [0.0, 0.3, 0.7, 1.0] {
+            let a = sch.alpha(t).unwrap();
+            assert_eq!(p.keep(t).unwrap(), a);
+            assert_eq!(q.keep(t).unwrap(), a);
+            p.channel(t).unwrap().transition_row(2, &mut row).unwrap();
+            for (j, &r) in row.iter().enumerate() {
+                let want = if j == 2 { a } else { 0.0 } + (1.0 - a) * 0.25;
+                assert!((r - want).abs() < 1e-15, "t={t} j={j}: {r} vs {want}");
+            }
+        }
+        // The schedule's own validation of t propagates.
+        assert!(p.channel(1.5).is_err());
+        assert!(p.channel(f64::NAN).is_err());
+        assert!(MixtureProcess::from_schedule(vec![0.5, 0.6], sch).is_err());
     }
 
     #[test]

@@ -62,6 +62,10 @@ use ndarray::{Array1, Array2, Array3};
 
 use super::d3pm::{Samples, check_common};
 use crate::error::{Error, Result};
+use crate::kernel::ForwardKernel;
+use crate::kernel::absorbing::Absorbing;
+use crate::kernel::mixture::Mixture;
+use crate::kernel::uniform::Uniform;
 use crate::math::softmax_into;
 use crate::model::Denoiser;
 use crate::rng::categorical::sample_masses;
@@ -169,6 +173,52 @@ impl MixtureSchedule {
     pub fn uniform(alpha_bar: Vec<f64>, vocab: usize) -> Result<Self> {
         validate::vocab("vocab", vocab)?;
         Self::new(alpha_bar, vec![1.0 / vocab as f64; vocab])
+    }
+
+    /// The schedule of a D3PM mixture kernel `Q̄_t = ᾱ_t I + (1 − ᾱ_t) 1πᵀ`
+    /// ([`Mixture`]): `ᾱ_t` = [`Mixture::keep`]`(t)` for `t ∈ 0..=T` and noise law `π`.
+    ///
+    /// This lets [`sample_rdm`] run on the same kernel object that an exact oracle
+    /// ([`OracleDenoiser`](crate::model::oracle::OracleDenoiser)) or the D3PM sampler uses,
+    /// so both see the same `q(x_t | x_0)` at every step `t ↔ time t / T`.
+    ///
+    /// Errors: as [`MixtureSchedule::new`]; in particular a kernel with some `β_t = 1` for
+    /// `t < T` (then `ᾱ_t = 0` before the last step) is rejected.
+    ///
+    /// ```
+    /// use discrete_diffusion::kernel::mixture::Mixture;
+    /// use discrete_diffusion::sample::rdm::MixtureSchedule;
+    /// let k = Mixture::new(vec![0.5, 0.25, 0.25], &[0.5, 1.0]).unwrap();
+    /// let s = MixtureSchedule::from_mixture(&k).unwrap();
+    /// assert_eq!(s.alpha_bar(), &[1.0, 0.5, 0.0]);
+    /// assert_eq!(s.noise(), k.pi());
+    /// ```
+    pub fn from_mixture(kernel: &Mixture) -> Result<Self> {
+        let alpha_bar = (0..=kernel.num_steps())
+            .map(|t| kernel.keep(t))
+            .collect::<Result<Vec<_>>>()?;
+        Self::new(alpha_bar, kernel.pi().to_vec())
+    }
+
+    /// The schedule of an [`Absorbing`] kernel (`π = e_mask`, the kernel's mask index);
+    /// see [`MixtureSchedule::from_mixture`].
+    ///
+    /// ```
+    /// use discrete_diffusion::kernel::absorbing::Absorbing;
+    /// use discrete_diffusion::sample::rdm::MixtureSchedule;
+    /// let k = Absorbing::new(4, 1, &[0.5, 1.0]).unwrap();
+    /// let s = MixtureSchedule::from_absorbing(&k).unwrap();
+    /// assert_eq!(s.mask_token(), Some(1));
+    /// assert_eq!(s.alpha_bar(), &[1.0, 0.5, 0.0]);
+    /// ```
+    pub fn from_absorbing(kernel: &Absorbing) -> Result<Self> {
+        Self::from_mixture(kernel.as_mixture())
+    }
+
+    /// The schedule of a [`Uniform`] kernel (`π = 1/V`); see
+    /// [`MixtureSchedule::from_mixture`].
+    pub fn from_uniform(kernel: &Uniform) -> Result<Self> {
+        Self::from_mixture(kernel.as_mixture())
     }
 
     /// Number of states `V`.
@@ -609,6 +659,40 @@ mod tests {
         assert!(MixtureSchedule::uniform(vec![1.0, f64::NAN], 4).is_err());
         assert!(MixtureSchedule::new(vec![1.0, 0.0], vec![0.5, 0.6]).is_err());
         assert!(MixtureSchedule::absorbing(vec![1.0, 0.0], 4, 4).is_err());
+    }
+
+    #[test]
+    fn from_kernels_match_their_cumulative_keep() {
+        let betas = [0.1, 0.4, 0.25, 1.0];
+        let abs = Absorbing::new(5, 2, &betas).unwrap();
+        let uni = Uniform::new(5, &betas).unwrap();
+        let mix = Mixture::new(vec![0.1, 0.2, 0.3, 0.4], &betas).unwrap();
+        let sa = MixtureSchedule::from_absorbing(&abs).unwrap();
+        let su = MixtureSchedule::from_uniform(&uni).unwrap();
+        let sm = MixtureSchedule::from_mixture(&mix).unwrap();
+        assert_eq!(sa.mask_token(), Some(2));
+        assert_eq!(su.noise(), &[0.2; 5]);
+        assert_eq!(sm.noise(), mix.pi());
+        let mut want = 1.0;
+        for t in 0..=4 {
+            if t > 0 {
+                want *= 1.0 - betas[t - 1];
+            }
+            for s in [&sa, &su, &sm] {
+                assert_eq!(s.num_steps(), 4);
+                assert!((s.alpha_bar()[t] - want).abs() < 1e-15, "t={t}");
+            }
+        }
+        // q(x_t | x_0) of the schedule is the kernel's cumulative row.
+        let mut row = [0.0; 5];
+        for t in 1..=4 {
+            abs.cumulative_row(t, 3, &mut row).unwrap();
+            let a = sa.alpha_bar()[t];
+            assert!((row[3] - a).abs() < 1e-15 && (row[2] - (1.0 - a)).abs() < 1e-15);
+        }
+        // ᾱ_t = 0 before the last step is not a valid RDM schedule.
+        let dead = Absorbing::new(3, 0, &[1.0, 0.5]).unwrap();
+        assert!(MixtureSchedule::from_absorbing(&dead).is_err());
     }
 
     #[test]
