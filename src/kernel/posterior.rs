@@ -42,14 +42,23 @@ impl PosteriorWorkspace {
 }
 
 /// Normalise `out` in place by its sum; `Err(ZeroProbability)` when the sum is 0.
+///
+/// Sums below `1e-290` (products of tiny likelihoods can be subnormal) are first rescaled
+/// by the largest entry, so the normaliser's reciprocal never overflows.
 fn normalise(out: &mut [f64], what: impl FnOnce() -> String) -> Result<f64> {
-    let z: f64 = out.iter().sum();
+    let mut z: f64 = out.iter().sum();
     if z <= 0.0 || !z.is_finite() {
         return Err(Error::ZeroProbability { what: what() });
     }
+    let scale = z;
+    if z < 1e-290 {
+        let m = out.iter().copied().fold(0.0f64, f64::max);
+        out.iter_mut().for_each(|o| *o /= m);
+        z = out.iter().sum();
+    }
     let inv = 1.0 / z;
     out.iter_mut().for_each(|o| *o *= inv);
-    Ok(z)
+    Ok(scale)
 }
 
 /// The forward posterior `q(x_{t−1} = · | x_t, x_0)` (Austin et al. 2021, eq. 3):
@@ -178,10 +187,12 @@ pub fn p_reverse_mixture<K: ForwardKernel + ?Sized>(
     let (u, col) = ws.buffers(v);
     kernel.cumulative_col(t, x_t, u)?;
     let mut mass = 0.0;
+    let mut largest = 0.0f64;
     for (ui, &p) in u.iter_mut().zip(p0) {
         if *ui > 0.0 && p > 0.0 {
             mass += p;
             *ui = p / *ui;
+            largest = largest.max(*ui);
         } else {
             *ui = 0.0;
         }
@@ -193,7 +204,24 @@ pub fn p_reverse_mixture<K: ForwardKernel + ?Sized>(
             ),
         });
     }
-    u.iter_mut().for_each(|x| *x /= mass);
+    // Only the direction of `u` matters (the result is normalised at the end). When a
+    // likelihood Q̄_t(x_0, x_t) is so small that p̃/Q̄_t overflows, redo the weights in the
+    // log domain relative to the largest one.
+    if largest.is_finite() && largest < f64::MAX / (4.0 * v as f64) {
+        u.iter_mut().for_each(|x| *x /= mass);
+    } else {
+        kernel.cumulative_col(t, x_t, u)?;
+        let mut m = f64::NEG_INFINITY;
+        for (ui, &p) in u.iter_mut().zip(p0) {
+            *ui = if *ui > 0.0 && p > 0.0 {
+                p.ln() - ui.ln()
+            } else {
+                f64::NEG_INFINITY
+            };
+            m = m.max(*ui);
+        }
+        u.iter_mut().for_each(|x| *x = (*x - m).exp());
+    }
     kernel.cumulative_vecmat(t - 1, u, out)?;
     kernel.step_col(t, x_t, col)?;
     out.iter_mut().zip(col.iter()).for_each(|(o, c)| *o *= c);
