@@ -151,7 +151,7 @@ impl BandedToeplitz {
     /// [`Error::InvalidArgument`] (argument `betas`) when `T·V²` exceeds
     /// [`MAX_DENSE_ENTRIES`](super::MAX_DENSE_ENTRIES).
     pub(crate) fn new(v: usize, bands: usize, profiles: Vec<f64>) -> Result<Self> {
-        debug_assert!(bands >= 1 && bands < v && profiles.len() % bands == 0);
+        debug_assert!(bands >= 1 && bands < v && profiles.len().is_multiple_of(bands));
         let t_max = profiles.len() / bands;
         check_banded_memory(t_max, v)?;
         let mut diagonals = vec![0.0; t_max * v];
