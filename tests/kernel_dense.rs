@@ -734,3 +734,30 @@ fn measure_banded_uniform_k256_t1000() {
         row.iter().sum::<f64>()
     );
 }
+
+/// The lean kernels against the former representation (a [`Dense`] of the same one-step
+/// matrices, full `V×V` products) at `K = 256`, `T = 1000`: prints the largest difference
+/// over every cumulative matrix. Run with `--ignored --nocapture`.
+#[test]
+#[ignore]
+fn measure_difference_from_dense_k256_t1000() {
+    let betas = d3pm_linear_betas(1000);
+    let uniform = vec![1.0 / 256.0; 256];
+    let lean = [
+        Box::new(DiscretizedGaussian::new(256, &betas, None).unwrap()) as Box<dyn ForwardKernel>,
+        Box::new(BandedUniform::new(256, &betas, Some(8)).unwrap()),
+    ];
+    for k in &lean {
+        let steps: Vec<_> = (1..=1000)
+            .map(|t| row_matrix(k.as_ref(), t, false))
+            .collect();
+        let dense = Dense::new(steps, &uniform).unwrap();
+        let mut worst = 0.0f64;
+        for t in 1..=1000 {
+            let d = dense.cumulative_matrix(t).unwrap().to_owned();
+            worst = worst.max(max_diff(&row_matrix(k.as_ref(), t, true), &d));
+        }
+        println!("max |Q̄_t(lean) − Q̄_t(Dense)| over t = 1..=1000: {worst:e}");
+        assert!(worst < 1e-12);
+    }
+}
