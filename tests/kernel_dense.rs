@@ -94,6 +94,17 @@ fn check_kernel(k: &dyn ForwardKernel, tol: f64) {
             let want: f64 = (0..v).map(|i| p[i] * cum[[i, j]]).sum();
             assert!((out[j] - want).abs() < tol * 10.0);
         }
+        // Q̄_t r against the dense product of the rows (not symmetric in general).
+        let r: Vec<f64> = (0..v).map(|i| ((i * 5 + 1) % 7) as f64 / 3.0).collect();
+        k.cumulative_matvec(t, &r, &mut out).unwrap();
+        for i in 0..v {
+            let want: f64 = (0..v).map(|j| cum[[i, j]] * r[j]).sum();
+            assert!(
+                (out[i] - want).abs() < tol * 10.0,
+                "Q̄_{t} r [{i}]: {} vs {want}",
+                out[i]
+            );
+        }
     }
     k.stationary(&mut out).unwrap();
     assert!((out.iter().sum::<f64>() - 1.0).abs() < 1e-9);
@@ -114,6 +125,7 @@ fn check_bad_inputs(k: &dyn ForwardKernel) {
     assert!(inv(k.cumulative_row(big_t + 1, 0, &mut out)));
     assert!(inv(k.cumulative_col(big_t + 1, 0, &mut out)));
     assert!(inv(k.cumulative_vecmat(big_t + 1, &vec![0.0; v], &mut out)));
+    assert!(inv(k.cumulative_matvec(big_t + 1, &vec![0.0; v], &mut out)));
     // token ≥ V.
     let tok = |r: Result<(), Error>| matches!(r, Err(Error::TokenOutOfRange { .. }));
     assert!(tok(k.step_row(1, v as u32, &mut out)));
@@ -128,6 +140,8 @@ fn check_bad_inputs(k: &dyn ForwardKernel) {
     assert!(shape(k.cumulative_col(1, 0, &mut short)));
     assert!(shape(k.cumulative_vecmat(1, &vec![0.0; v], &mut short)));
     assert!(shape(k.step_vecmat(1, &vec![0.0; v], &mut short)));
+    assert!(shape(k.cumulative_matvec(1, &vec![0.0; v], &mut short)));
+    assert!(shape(k.cumulative_matvec(0, &vec![0.0; v - 1], &mut out)));
     assert!(shape(k.stationary(&mut short)));
     // wrong p length, NaN, negative p.
     assert!(shape(k.cumulative_vecmat(1, &vec![0.0; v + 1], &mut out)));
@@ -141,10 +155,18 @@ fn check_bad_inputs(k: &dyn ForwardKernel) {
             ..
         })
     ));
+    assert!(matches!(
+        k.cumulative_matvec(big_t, &p, &mut out),
+        Err(Error::NonFinite { index: 1, .. })
+    ));
     p[1] = -0.1;
     assert!(matches!(
         k.step_vecmat(1, &p, &mut out),
         Err(Error::InvalidArgument { arg: "p", .. })
+    ));
+    assert!(matches!(
+        k.cumulative_matvec(1, &p, &mut out),
+        Err(Error::InvalidArgument { .. })
     ));
 }
 
@@ -227,11 +249,16 @@ fn dense_bad_construction() {
         Dense::new(vec![good.clone()], &[0.7, 0.7]),
         Err(Error::NotADistribution { .. })
     ));
-    // memory cap: (2T + 1)·V² > 2^28 values is refused before any work.
+    // memory cap: T·V² > 2^28 cumulative values is refused before any work.
     let v = 1 << 10;
-    let t = MAX_DENSE_ENTRIES / (v * v) / 2 + 1;
+    let t = MAX_DENSE_ENTRIES / (v * v) + 1;
     let err = BandedUniform::new(v, &vec![0.1; t], Some(1)).unwrap_err();
     assert!(err.to_string().contains("cap"), "{err}");
+    let err = DiscretizedGaussian::new(v, &vec![0.1; t], Some(1)).unwrap_err();
+    assert!(
+        matches!(err, Error::InvalidArgument { arg: "betas", .. }),
+        "{err}"
+    );
 }
 
 #[test]
@@ -257,7 +284,7 @@ fn gaussian_invariants_and_double_stochasticity() {
         assert_eq!(k.betas(), &betas);
         assert_eq!(k.transition_bands(), bands.unwrap_or(9));
         assert_eq!(k.linspace_stop(), IMAGES_LINSPACE_STOP);
-        assert_eq!(k.dense().num_steps(), 5);
+        assert_eq!(k.banded().num_steps(), 5);
     }
     let text = DiscretizedGaussian::text(6, &[0.5, 0.5]).unwrap();
     check_kernel(&text, TOL);
@@ -333,7 +360,7 @@ fn banded_uniform_invariants_and_bad_inputs() {
         check_bad_inputs(&k);
         assert_eq!(k.betas(), &betas);
         assert_eq!(k.transition_bands(), bands.unwrap_or(6));
-        assert_eq!(k.dense().vocab_size(), 7);
+        assert_eq!(k.banded().vocab_size(), 7);
     }
     // Full band = (1 − β) I + β 11ᵀ/K.
     let q = banded_uniform_matrix(5, 0.3, None).unwrap();
@@ -350,6 +377,82 @@ fn banded_uniform_invariants_and_bad_inputs() {
     assert!(banded_uniform_matrix(5, 0.3, Some(5)).is_err());
     assert!(BandedUniform::new(5, &[], None).is_err());
     assert!(BandedUniform::new(5, &[1.01], None).is_err());
+}
+
+/// The banded representation: accessors equal the one-step matrix functions bit for bit,
+/// the stored cumulative matrices equal the rows, and the storage is `T·V² + T·(B + V)`.
+#[test]
+fn banded_representation_accessors() {
+    let betas = [0.05, 0.3, 0.8];
+    let g = DiscretizedGaussian::new(9, &betas, Some(3)).unwrap();
+    let u = BandedUniform::new(9, &betas, Some(2)).unwrap();
+    for t in 1..=3 {
+        let want =
+            gaussian_transition_matrix(9, betas[t - 1], Some(3), IMAGES_LINSPACE_STOP).unwrap();
+        assert_eq!(g.banded().step_matrix(t).unwrap(), want);
+        assert_eq!(row_matrix(&g, t, false), want, "step rows are exact");
+        let w = gaussian_profile(9, betas[t - 1], Some(3), IMAGES_LINSPACE_STOP).unwrap();
+        assert_eq!(g.banded().step_profile(t).unwrap(), &w[1..]);
+        let diag: Vec<f64> = (0..9).map(|i| want[[i, i]]).collect();
+        assert_eq!(g.banded().step_diagonal(t).unwrap(), &diag[..]);
+        let want = banded_uniform_matrix(9, betas[t - 1], Some(2)).unwrap();
+        assert_eq!(u.banded().step_matrix(t).unwrap(), want);
+        assert_eq!(
+            u.banded().step_profile(t).unwrap(),
+            &[betas[t - 1] / 9.0; 2]
+        );
+        for k in [g.banded(), u.banded()] {
+            assert_eq!(
+                k.cumulative_matrix(t).unwrap().to_owned(),
+                row_matrix(k, t, true)
+            );
+        }
+    }
+    assert_eq!(
+        g.banded().cumulative_matrix(0).unwrap(),
+        Array2::<f64>::eye(9)
+    );
+    assert_eq!(g.banded().transition_bands(), 3);
+    assert_eq!(g.banded().stored_values(), 3 * 81 + 3 * (3 + 9));
+    assert_eq!(u.banded().stored_values(), 3 * 81 + 3 * (2 + 9));
+    let inv = |ok: bool| assert!(ok);
+    inv(g.banded().step_matrix(0).is_err() && g.banded().step_matrix(4).is_err());
+    inv(g.banded().step_profile(0).is_err() && g.banded().step_diagonal(4).is_err());
+    inv(g.banded().cumulative_matrix(4).is_err());
+}
+
+/// Vocabularies wide enough for the column-blocked banded product (`2R + BANDED_BLOCK < V`),
+/// including a full band whose Gaussian tail underflows to exact zeros (short reach), match
+/// the explicit dense products.
+#[test]
+fn banded_products_by_column_blocks_match_dense_products() {
+    use discrete_diffusion::kernel::dense::BANDED_BLOCK;
+    let v = 2 * BANDED_BLOCK + 37;
+    let betas = [0.3, 0.9, 0.05, 1.0, 0.6];
+    let uni = BandedUniform::new(v, &betas, Some(3)).unwrap();
+    let gauss = DiscretizedGaussian::new(v, &betas, Some(5)).unwrap();
+    // Small β on this grid: the Gaussian tail w_d underflows to exact zeros, so the full
+    // band has a short reach R (the last non-zero w_d) and takes the blocked route.
+    let tiny = DiscretizedGaussian::new(v, &[1.5e-4, 3e-4, 1e-4], None).unwrap();
+    for t in 1..=3 {
+        let w = tiny.banded().step_profile(t).unwrap();
+        let reach = w.iter().rposition(|&x| x > 0.0).unwrap() + 1;
+        assert!(reach >= 2 && 2 * reach + BANDED_BLOCK < v, "reach {reach}");
+    }
+    for k in [&uni as &dyn ForwardKernel, &gauss, &tiny] {
+        let mut explicit = Array2::<f64>::eye(v);
+        for t in 1..=k.num_steps() {
+            explicit = explicit.dot(&row_matrix(k, t, false));
+            let cum = row_matrix(k, t, true);
+            assert!(
+                max_diff(&cum, &explicit) < 1e-14,
+                "t = {t}: {:e}",
+                max_diff(&cum, &explicit)
+            );
+        }
+    }
+    check_kernel(&uni, TOL);
+    check_bad_inputs(&gauss);
 }
 
 fn random_generator(v: usize, seed: u64) -> Array2<f64> {
@@ -571,5 +674,90 @@ proptest! {
         }
         let g = Generator::new(random_generator(v, seed)).unwrap();
         check_kernel(&MatrixExponentialKernel::new(g, &tau, &pi).unwrap(), TOL);
+    }
+}
+
+/// Peak and current resident memory of this process in KiB (`VmHWM`, `VmRSS` from
+/// `/proc/self/status`; `None` where that file does not exist).
+fn memory_kib() -> Option<(u64, u64)> {
+    let s = std::fs::read_to_string("/proc/self/status").ok()?;
+    let field = |name: &str| -> Option<u64> {
+        let line = s.lines().find(|l| l.starts_with(name))?;
+        line.split_whitespace().nth(1)?.parse().ok()
+    };
+    Some((field("VmHWM:")?, field("VmRSS:")?))
+}
+
+/// D3PM images' linear schedule `β_t = 1e-4 … 0.02` over `T` steps.
+fn d3pm_linear_betas(t: usize) -> Vec<f64> {
+    (0..t)
+        .map(|i| 1e-4 + (0.02 - 1e-4) * i as f64 / (t - 1) as f64)
+        .collect()
+}
+
+/// Build time and memory of the D3PM-images kernels at `K = 256`, `T = 1000` (full band).
+/// Run one at a time for a per-kernel peak:
+/// `cargo test --release --test kernel_dense measure_ -- --ignored --nocapture --test-threads 1`.
+#[test]
+#[ignore]
+fn measure_gaussian_k256_t1000() {
+    let betas = d3pm_linear_betas(1000);
+    let before = memory_kib();
+    let start = std::time::Instant::now();
+    let k = DiscretizedGaussian::new(256, &betas, None).unwrap();
+    let secs = start.elapsed().as_secs_f64();
+    let after = memory_kib();
+    let mut row = vec![0.0; 256];
+    k.cumulative_row(1000, 17, &mut row).unwrap();
+    println!(
+        "DiscretizedGaussian K=256 T=1000: build {secs:.3} s, memory (peak, rss) KiB before \
+         {before:?} after {after:?}, row sum {}",
+        row.iter().sum::<f64>()
+    );
+}
+
+/// As [`measure_gaussian_k256_t1000`], for the banded uniform kernel with 8 bands.
+#[test]
+#[ignore]
+fn measure_banded_uniform_k256_t1000() {
+    let betas = d3pm_linear_betas(1000);
+    let before = memory_kib();
+    let start = std::time::Instant::now();
+    let k = BandedUniform::new(256, &betas, Some(8)).unwrap();
+    let secs = start.elapsed().as_secs_f64();
+    let after = memory_kib();
+    let mut row = vec![0.0; 256];
+    k.cumulative_row(1000, 17, &mut row).unwrap();
+    println!(
+        "BandedUniform K=256 T=1000 B=8: build {secs:.3} s, memory (peak, rss) KiB before \
+         {before:?} after {after:?}, row sum {}",
+        row.iter().sum::<f64>()
+    );
+}
+
+/// The lean kernels against the former representation (a [`Dense`] of the same one-step
+/// matrices, full `V×V` products) at `K = 256`, `T = 1000`: prints the largest difference
+/// over every cumulative matrix. Run with `--ignored --nocapture`.
+#[test]
+#[ignore]
+fn measure_difference_from_dense_k256_t1000() {
+    let betas = d3pm_linear_betas(1000);
+    let uniform = vec![1.0 / 256.0; 256];
+    let lean = [
+        Box::new(DiscretizedGaussian::new(256, &betas, None).unwrap()) as Box<dyn ForwardKernel>,
+        Box::new(BandedUniform::new(256, &betas, Some(8)).unwrap()),
+    ];
+    for k in &lean {
+        let steps: Vec<_> = (1..=1000)
+            .map(|t| row_matrix(k.as_ref(), t, false))
+            .collect();
+        let dense = Dense::new(steps, &uniform).unwrap();
+        let mut worst = 0.0f64;
+        for t in 1..=1000 {
+            let d = dense.cumulative_matrix(t).unwrap().to_owned();
+            worst = worst.max(max_diff(&row_matrix(k.as_ref(), t, true), &d));
+        }
+        println!("max |Q̄_t(lean) − Q̄_t(Dense)| over t = 1..=1000: {worst:e}");
+        assert!(worst < 1e-12);
     }
 }

@@ -111,6 +111,19 @@ fn check_against_products(k: &Similarity, tol: f64) {
             .map(|j| (0..v).map(|i| p[i] * q[[i, j]]).sum())
             .collect();
         assert!(max_abs_diff(&out, &pq) <= tol, "vecmat t={t}");
+        // Q̄_t r (the product D3PM's L_{t−1} gradient needs) against the dense product.
+        let rr: Vec<f64> = (0..v)
+            .map(|i| p[(i * 3 + 1) % v] * (1.0 + i as f64))
+            .collect();
+        k.cumulative_matvec(t, &rr, &mut out).unwrap();
+        let qr: Vec<f64> = (0..v)
+            .map(|i| (0..v).map(|j| q[[i, j]] * rr[j]).sum())
+            .collect();
+        assert!(
+            max_abs_diff(&out, &qr) <= tol * v as f64,
+            "matvec t={t}: {:e}",
+            max_abs_diff(&out, &qr)
+        );
         if t >= 1 {
             let step = dense_step(k.matrix(), k.betas()[t - 1]);
             for x in 0..v {
@@ -862,6 +875,7 @@ fn bad_input_kernel_methods() {
     is_invalid(k.cumulative_row(4, 0, &mut out), "t");
     is_invalid(k.cumulative_col(4, 0, &mut out), "t");
     is_invalid(k.cumulative_vecmat(4, &p, &mut out), "t");
+    is_invalid(k.cumulative_matvec(4, &p, &mut out), "t");
     is_invalid(k.cumulative_spectrum(4), "t");
     is_invalid(k.at_step(4), "t");
     // tokens
@@ -877,6 +891,7 @@ fn bad_input_kernel_methods() {
     is_invalid(k.cumulative_row(1, 0, &mut short), "out");
     is_invalid(k.cumulative_col(0, 0, &mut short), "out");
     is_invalid(k.cumulative_vecmat(1, &p, &mut short), "out");
+    is_invalid(k.cumulative_matvec(0, &p, &mut short), "out");
     is_invalid(k.step_vecmat(1, &p, &mut short), "out");
     is_invalid(k.stationary(&mut short), "out");
     is_invalid(k.generator_row(0, &mut short), "out");
@@ -885,6 +900,7 @@ fn bad_input_kernel_methods() {
     // vector arguments
     for bad in [[0.25, 0.25, f64::NAN, 0.25], [0.5, -0.1, 0.3, 0.3]] {
         is_invalid(k.cumulative_vecmat(1, &bad, &mut out), "p");
+        is_invalid(k.cumulative_matvec(2, &bad, &mut out), "p");
         is_invalid(k.step_vecmat(1, &bad, &mut out), "p");
         is_invalid(k.generator_exp_vecmat(1.0, &bad, &mut out), "p");
     }

@@ -13,15 +13,17 @@
 //! anchor's `_get_transition_mat` (google-research `d3pm/images/diffusion_categorical.py`).
 //! With `B = K − 1` (`None`) this is the full uniform kernel
 //! `(1 − β_t) I + β_t 11ᵀ/K`. `Q_t` is symmetric with unit row sums, hence doubly
-//! stochastic: the uniform distribution is stationary. Cumulative matrices are dense
-//! products ([`Dense`], memory `(2T + 1)·K²` f64); for the full band prefer the O(K)
-//! closed-form uniform kernel.
+//! stochastic: the uniform distribution is stationary. One-step matrices are kept as their
+//! constant profile `β_t/K` and diagonal, cumulative matrices are stored densely and built
+//! by banded products ([`BandedToeplitz`], memory `T·K²` f64, `O(K²·B)` per step); for the
+//! full band prefer the O(K) closed-form uniform kernel.
 
 use ndarray::Array2;
 
 use crate::error::Result;
-use crate::kernel::dense::{Dense, check_bands, check_betas, delegate_forward_kernel};
-use crate::kernel::gaussian::banded_toeplitz;
+use crate::kernel::dense::{
+    BandedToeplitz, check_bands, check_betas, delegate_forward_kernel, toeplitz_matrix,
+};
 use crate::validate;
 
 /// The one-step banded uniform matrix (see the [module docs](self)).
@@ -46,18 +48,19 @@ pub fn banded_uniform_matrix(
     validate::finite("beta", beta)?;
     validate::probability("beta", beta)?;
     let bands = check_bands(transition_bands, num_states)?;
-    let mut w = vec![beta / num_states as f64; bands + 1];
-    w[0] = 0.0; // unused: the diagonal is filled to make rows sum to one
-    Ok(banded_toeplitz(num_states, &w))
+    Ok(toeplitz_matrix(
+        num_states,
+        &vec![beta / num_states as f64; bands],
+    ))
 }
 
-/// D3PM images' (banded) uniform forward kernel with dense cumulative products and the
-/// uniform stationary distribution (see the [module docs](self)).
+/// D3PM images' (banded) uniform forward kernel with banded one-step matrices, dense
+/// cumulative products and the uniform stationary distribution (see the
+/// [module docs](self)).
 #[derive(Debug, Clone)]
 pub struct BandedUniform {
-    dense: Dense,
+    banded: BandedToeplitz,
     betas: Vec<f64>,
-    bands: usize,
 }
 
 impl BandedUniform {
@@ -66,7 +69,8 @@ impl BandedUniform {
     ///
     /// # Errors
     /// [`crate::Error::InvalidArgument`] for `num_states < 2`, empty or out-of-range betas,
-    /// bad bands, or storage over [`MAX_DENSE_ENTRIES`](super::dense::MAX_DENSE_ENTRIES);
+    /// bad bands, or cumulative storage `T·K²` over
+    /// [`MAX_DENSE_ENTRIES`](super::dense::MAX_DENSE_ENTRIES);
     /// [`crate::Error::NonFinite`] for a NaN beta.
     ///
     /// ```
@@ -80,16 +84,14 @@ impl BandedUniform {
         validate::vocab("num_states", num_states)?;
         check_betas(betas)?;
         let bands = check_bands(transition_bands, num_states)?;
-        crate::kernel::dense::check_memory(betas.len(), num_states)?;
-        let steps = betas
-            .iter()
-            .map(|&b| banded_uniform_matrix(num_states, b, Some(bands)))
-            .collect::<Result<Vec<_>>>()?;
-        let uniform = vec![1.0 / num_states as f64; num_states];
+        crate::kernel::dense::check_banded_memory(betas.len(), num_states)?;
+        let mut profiles = Vec::with_capacity(betas.len() * bands);
+        for &b in betas {
+            profiles.extend(std::iter::repeat_n(b / num_states as f64, bands));
+        }
         Ok(BandedUniform {
-            dense: Dense::new(steps, &uniform)?,
+            banded: BandedToeplitz::new(num_states, bands, profiles)?,
             betas: betas.to_vec(),
-            bands,
         })
     }
 
@@ -100,13 +102,18 @@ impl BandedUniform {
 
     /// The number of off-diagonal bands `B` (`K − 1` when built with `None`).
     pub fn transition_bands(&self) -> usize {
-        self.bands
+        self.banded.transition_bands()
     }
 
-    /// The underlying dense kernel (matrices `Q_t`, `Q̄_t`).
-    pub fn dense(&self) -> &Dense {
-        &self.dense
+    /// The underlying banded representation: profiles, diagonals and materialised
+    /// one-step matrices `Q_t` ([`BandedToeplitz::step_matrix`]), stored cumulative
+    /// matrices `Q̄_t` ([`BandedToeplitz::cumulative_matrix`]).
+    ///
+    /// (This replaces the former `dense()`, which returned a `Dense` holding `2T + 1`
+    /// matrices.)
+    pub fn banded(&self) -> &BandedToeplitz {
+        &self.banded
     }
 }
 
-delegate_forward_kernel!(BandedUniform, dense);
+delegate_forward_kernel!(BandedUniform, banded);

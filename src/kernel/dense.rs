@@ -1,28 +1,42 @@
-//! Dense forward kernels: the validated fallback for arbitrary one-step matrices.
+//! Dense forward kernels: the validated fallback for arbitrary one-step matrices, and the
+//! lean dense-cumulative representation of banded symmetric kernels.
 //!
 //! A D3PM forward process (Austin et al. 2021, "Structured Denoising Diffusion Models in
 //! Discrete State-Spaces", §3) is given by row-stochastic one-step matrices
 //! `Q_t[i, j] = q(x_t = j | x_{t−1} = i)`, `t = 1..=T`, and its marginals by the cumulative
-//! products `Q̄_t = Q_1 Q_2 ⋯ Q_t` (`Q̄_0 = I`). [`Dense`] stores every `Q_t` and precomputes
-//! every `Q̄_t = Q̄_{t−1} Q_t` in f64.
+//! products `Q̄_t = Q_1 Q_2 ⋯ Q_t` (`Q̄_0 = I`).
 //!
-//! **Memory.** `(2T + 1)·V²` f64 values (`T` one-step and `T + 1` cumulative matrices,
-//! `8·(2T + 1)·V²` bytes); construction costs `T` dense `V×V` products (`O(T·V³)` flops).
-//! Construction fails with a clear error when `(2T + 1)·V²` exceeds [`MAX_DENSE_ENTRIES`]
-//! (`2²⁸` values, 2 GiB). D3PM's 8-bit image setting (`V = 256`, `T = 1000`) needs about
-//! 1 GiB. Prefer the structured kernels (uniform, absorbing, marginal, similarity) wherever
-//! they apply (DESIGN §3.1); this one exists for kernels with no closed form, and other
-//! dense-cumulative kernels ([`DiscretizedGaussian`](super::gaussian::DiscretizedGaussian),
-//! [`BandedUniform`](super::banded_uniform::BandedUniform)) wrap it.
+//! * [`Dense`] stores every user-provided `Q_t` and precomputes every
+//!   `Q̄_t = Q̄_{t−1} Q_t` in f64. **Memory** `(2T + 1)·V²` f64 values (`T` one-step and
+//!   `T + 1` cumulative matrices, `8·(2T + 1)·V²` bytes); construction costs `T` dense
+//!   `V×V` products (`O(T·V³)` flops). Construction fails with a clear error when
+//!   `(2T + 1)·V²` exceeds [`MAX_DENSE_ENTRIES`] (`2²⁸` values, 2 GiB).
+//! * [`BandedToeplitz`] is the representation of D3PM images' kernels
+//!   ([`DiscretizedGaussian`](super::gaussian::DiscretizedGaussian),
+//!   [`BandedUniform`](super::banded_uniform::BandedUniform)), whose one-step matrices are
+//!   symmetric, banded, and Toeplitz off the diagonal. Each `Q_t` is kept as its profile
+//!   (`B` numbers) and its diagonal (`V` numbers), so one-step rows, columns and `pᵀ Q_t`
+//!   cost `O(V)` / `O(V·B)` with no `V²` storage; only `Q̄_1, …, Q̄_T` are stored (`Q̄_0 = I`
+//!   is implicit), `T·V²` f64 values, built by banded products
+//!   `Q̄_t = Q̄_{t−1} Q_t` in `O(V²·B)` each. At D3PM's 8-bit image setting (`V = 256`,
+//!   `T = 1000`) that is 0.5 GiB instead of `Dense`'s 1 GiB.
+//!
+//! Prefer the structured kernels (uniform, absorbing, marginal, similarity) wherever they
+//! apply (DESIGN §3.1); these exist for kernels with no closed form.
 
 use ndarray::{Array2, ArrayView2};
+
+mod banded;
+
+pub(crate) use banded::toeplitz_matrix;
+pub use banded::{BANDED_BLOCK, BandedToeplitz};
 
 use crate::error::{Error, Result};
 use crate::kernel::{ForwardKernel, check_state_out, check_step, check_vec_out};
 use crate::validate;
 
-/// Largest number of f64 values a [`Dense`] kernel may store: `(2T + 1)·V² ≤ 2²⁸`
-/// (2 GiB).
+/// Largest number of f64 values a dense-cumulative kernel may store (`2²⁸`, 2 GiB):
+/// `(2T + 1)·V²` for [`Dense`], `T·V²` for [`BandedToeplitz`].
 pub const MAX_DENSE_ENTRIES: usize = 1 << 28;
 
 /// A forward kernel given by explicit row-stochastic one-step matrices, with all
@@ -103,6 +117,20 @@ pub(crate) fn check_memory(num_steps: usize, v: usize) -> Result<()> {
                 "a dense kernel with T = {num_steps} steps over V = {v} states stores \
                  (2T + 1)·V² f64 values, more than the cap of {MAX_DENSE_ENTRIES} (2 GiB); \
                  use a structured kernel"
+            ),
+        )),
+    }
+}
+
+/// Refuse a [`BandedToeplitz`] storing more than [`MAX_DENSE_ENTRIES`]: `T·V²` f64 values.
+pub(crate) fn check_banded_memory(num_steps: usize, v: usize) -> Result<()> {
+    match num_steps.checked_mul(v).and_then(|x| x.checked_mul(v)) {
+        Some(n) if n <= MAX_DENSE_ENTRIES => Ok(()),
+        _ => Err(Error::invalid(
+            "betas",
+            format!(
+                "a banded kernel with T = {num_steps} steps over V = {v} states stores T·V² \
+                 f64 cumulative values, more than the cap of {MAX_DENSE_ENTRIES} (2 GiB)"
             ),
         )),
     }
@@ -288,7 +316,8 @@ impl ForwardKernel for Dense {
     }
 }
 
-/// Implement [`ForwardKernel`] for a wrapper type by delegating to its [`Dense`] field.
+/// Implement [`ForwardKernel`] for a wrapper type by delegating to a field that implements
+/// it ([`Dense`] or [`BandedToeplitz`]).
 macro_rules! delegate_forward_kernel {
     ($ty:ty, $field:ident) => {
         impl $crate::kernel::ForwardKernel for $ty {

@@ -22,7 +22,9 @@
 use ndarray::Array2;
 
 use crate::error::{Error, Result};
-use crate::kernel::dense::{Dense, check_bands, check_betas, delegate_forward_kernel};
+use crate::kernel::dense::{
+    BandedToeplitz, check_bands, check_betas, delegate_forward_kernel, toeplitz_matrix,
+};
 use crate::validate;
 
 /// `linspace_stop` of D3PM images: the grid `linspace(0, 255, K)` whatever `K` is.
@@ -99,36 +101,18 @@ pub fn gaussian_transition_matrix(
     linspace_stop: f64,
 ) -> Result<Array2<f64>> {
     let w = gaussian_profile(num_states, beta, transition_bands, linspace_stop)?;
-    Ok(banded_toeplitz(num_states, &w))
-}
-
-/// `Q[i, j] = w[|i−j|]` for `1 ≤ |i−j| < w.len()`, zero beyond, diagonal `1 − Σ_{j≠i}`.
-pub(crate) fn banded_toeplitz(v: usize, w: &[f64]) -> Array2<f64> {
-    let bands = w.len() - 1;
-    let mut q = Array2::<f64>::zeros((v, v));
-    for i in 0..v {
-        let mut off = 0.0;
-        for j in i.saturating_sub(bands)..(i + bands + 1).min(v) {
-            if j != i {
-                let x = w[i.abs_diff(j)];
-                q[[i, j]] = x;
-                off += x;
-            }
-        }
-        q[[i, i]] = 1.0 - off;
-    }
-    q
+    Ok(toeplitz_matrix(num_states, &w[1..]))
 }
 
 /// D3PM's discretized Gaussian forward kernel (Austin et al. 2021, App. A.2.2): one-step
-/// matrices from [`gaussian_transition_matrix`] with `β_t`, cumulative products
-/// `Q̄_t = Q_1 ⋯ Q_t` precomputed densely ([`Dense`], memory `(2T + 1)·V²` f64), and the
-/// uniform stationary distribution.
+/// matrices from [`gaussian_transition_matrix`] with `β_t`, kept as their profiles
+/// `w_{t,1..=B}` and diagonals ([`BandedToeplitz`]: one-step rows in `O(V)`), cumulative
+/// products `Q̄_t = Q_1 ⋯ Q_t` precomputed by banded products (memory `T·V²` f64, 0.5 GiB
+/// at `K = 256`, `T = 1000`), and the uniform stationary distribution.
 #[derive(Debug, Clone)]
 pub struct DiscretizedGaussian {
-    dense: Dense,
+    banded: BandedToeplitz,
     betas: Vec<f64>,
-    bands: usize,
     linspace_stop: f64,
 }
 
@@ -139,8 +123,9 @@ impl DiscretizedGaussian {
     ///
     /// # Errors
     /// [`Error::InvalidArgument`] for `num_states < 2`, empty or out-of-range betas, bad
-    /// bands, or storage over [`MAX_DENSE_ENTRIES`](super::dense::MAX_DENSE_ENTRIES);
-    /// [`Error::NonFinite`] for a NaN beta.
+    /// bands, or cumulative storage `T·K²` over
+    /// [`MAX_DENSE_ENTRIES`](super::dense::MAX_DENSE_ENTRIES); [`Error::NonFinite`] for a
+    /// NaN beta.
     ///
     /// ```
     /// use discrete_diffusion::kernel::{ForwardKernel, gaussian::DiscretizedGaussian};
@@ -176,16 +161,22 @@ impl DiscretizedGaussian {
         validate::vocab("num_states", num_states)?;
         check_betas(betas)?;
         let bands = check_bands(transition_bands, num_states)?;
-        crate::kernel::dense::check_memory(betas.len(), num_states)?;
-        let steps = betas
-            .iter()
-            .map(|&b| gaussian_transition_matrix(num_states, b, Some(bands), linspace_stop))
-            .collect::<Result<Vec<_>>>()?;
-        let uniform = vec![1.0 / num_states as f64; num_states];
+        validate::finite("linspace_stop", linspace_stop)?;
+        if linspace_stop <= 0.0 {
+            return Err(Error::invalid(
+                "linspace_stop",
+                format!("{linspace_stop} must be positive"),
+            ));
+        }
+        crate::kernel::dense::check_banded_memory(betas.len(), num_states)?;
+        let mut profiles = Vec::with_capacity(betas.len() * bands);
+        for &b in betas {
+            profiles
+                .extend_from_slice(&profile_unchecked(num_states, b, bands, linspace_stop)[1..]);
+        }
         Ok(DiscretizedGaussian {
-            dense: Dense::new(steps, &uniform)?,
+            banded: BandedToeplitz::new(num_states, bands, profiles)?,
             betas: betas.to_vec(),
-            bands,
             linspace_stop,
         })
     }
@@ -197,7 +188,7 @@ impl DiscretizedGaussian {
 
     /// The number of off-diagonal bands `B` (`K − 1` when built with `None`).
     pub fn transition_bands(&self) -> usize {
-        self.bands
+        self.banded.transition_bands()
     }
 
     /// The grid stop `s` (255 for images, `K` for text).
@@ -205,13 +196,18 @@ impl DiscretizedGaussian {
         self.linspace_stop
     }
 
-    /// The underlying dense kernel (matrices `Q_t`, `Q̄_t`).
-    pub fn dense(&self) -> &Dense {
-        &self.dense
+    /// The underlying banded representation: profiles, diagonals and materialised
+    /// one-step matrices `Q_t` ([`BandedToeplitz::step_matrix`]), stored cumulative
+    /// matrices `Q̄_t` ([`BandedToeplitz::cumulative_matrix`]).
+    ///
+    /// (This replaces the former `dense()`, which returned a `Dense` holding `2T + 1`
+    /// matrices.)
+    pub fn banded(&self) -> &BandedToeplitz {
+        &self.banded
     }
 }
 
-delegate_forward_kernel!(DiscretizedGaussian, dense);
+delegate_forward_kernel!(DiscretizedGaussian, banded);
 
 /// Numerically stable `log σ(x) = −log(1 + e^{−x})`.
 fn log_sigmoid(x: f64) -> f64 {

@@ -17,7 +17,7 @@
 //!
 //! * **Eigen** (symmetric `R`): one f64 eigendecomposition `R = U Λ Uᵀ`; then
 //!   `Q̄_t(x, ·) = Σ_k U[x, k] e^{S_t λ_k} U[·, k]`, so every row, column (`Q̄_t` is
-//!   symmetric) and `pᵀ Q̄_t` costs `O(V²)` without forming any `V×V` matrix per step.
+//!   symmetric), `pᵀ Q̄_t` and `Q̄_t r` costs `O(V²)` without forming any `V×V` matrix per step.
 //!   Memory `O(V² + T·V)`.
 //! * **Padé** (any `R`): `exp(τ_t R)` and `exp(S_t R)` by [`expm`] for every `t`, stored
 //!   densely ([`Dense`], `(2T + 1)·V²` f64).
@@ -495,6 +495,20 @@ impl ForwardKernel for MatrixExponentialKernel {
                 check_step(t, self.num_steps(), true)?;
                 check_vec_out(p, self.vocab_size(), out)?;
                 eigen_vecmat(u, cum_decay.row(t), p, out);
+                Ok(())
+            }
+        }
+    }
+
+    /// `Q̄_t r`: eigen route `U diag(e^{S_t λ}) Uᵀ r` (`Q̄_t` is symmetric, so this is
+    /// `rᵀ Q̄_t`), `O(V²)`; Padé route from the stored `exp(S_t R)`, `O(V²)`.
+    fn cumulative_matvec(&self, t: usize, r: &[f64], out: &mut [f64]) -> Result<()> {
+        match &self.repr {
+            Repr::Pade(d) => d.cumulative_matvec(t, r, out),
+            Repr::Eigen { u, cum_decay, .. } => {
+                check_step(t, self.num_steps(), true)?;
+                check_vec_out(r, self.vocab_size(), out)?;
+                eigen_vecmat(u, cum_decay.row(t), r, out);
                 Ok(())
             }
         }

@@ -22,7 +22,7 @@
 //!
 //! and the continuous-time view with generator `R = S − I` (rows sum to 0) has
 //! `exp(σ̄ R) = U diag(exp(σ̄ (λ − 1))) Uᵀ`. The `T × V` numbers `d_t` are precomputed, so a
-//! cumulative row, column or `pᵀ Q̄_t` costs O(V²) and a one-step row O(V).
+//! cumulative row, column, `pᵀ Q̄_t` or `Q̄_t r` costs O(V²) and a one-step row O(V).
 //!
 //! `S` comes from a symmetric non-negative weight matrix `W` by symmetric Sinkhorn–Knopp
 //! scaling ([`sinkhorn_symmetric`]): the positive diagonal `D` with `D W D` doubly stochastic
@@ -290,6 +290,19 @@ impl Similarity {
         y
     }
 
+    /// `out = Q̄_t p = U diag(d_t) Uᵀ p` (already validated; `p` itself at `t = 0`).
+    fn cumulative_apply(&self, t: usize, p: &[f64], out: &mut [f64]) {
+        if t == 0 {
+            out.copy_from_slice(p);
+            return;
+        }
+        let mut y = self.apply_ut(p);
+        for (yi, &di) in y.iter_mut().zip(self.d.row(t).iter()) {
+            *yi *= di;
+        }
+        self.apply_u(&y, out);
+    }
+
     /// Row `x` of `Q̄_t` for `t ≥ 1` (already validated).
     fn cumulative_row_unchecked(&self, t: usize, x: usize, out: &mut [f64]) {
         let d = self.d.row(t);
@@ -355,15 +368,16 @@ impl ForwardKernel for Similarity {
     fn cumulative_vecmat(&self, t: usize, p: &[f64], out: &mut [f64]) -> Result<()> {
         check_step(t, self.betas.len(), true)?;
         check_vec_out(p, self.s.nrows(), out)?;
-        if t == 0 {
-            out.copy_from_slice(p);
-            return Ok(());
-        }
-        let mut y = self.apply_ut(p);
-        for (yi, &di) in y.iter_mut().zip(self.d.row(t).iter()) {
-            *yi *= di;
-        }
-        self.apply_u(&y, out);
+        self.cumulative_apply(t, p, out);
+        Ok(())
+    }
+
+    /// `out = Q̄_t r = U diag(d_t) Uᵀ r`, O(V²) (`Q̄_t` is symmetric, so this is the same
+    /// product as [`cumulative_vecmat`](ForwardKernel::cumulative_vecmat)).
+    fn cumulative_matvec(&self, t: usize, r: &[f64], out: &mut [f64]) -> Result<()> {
+        check_step(t, self.betas.len(), true)?;
+        check_vec_out(r, self.s.nrows(), out)?;
+        self.cumulative_apply(t, r, out);
         Ok(())
     }
 

@@ -11,9 +11,15 @@
 //! `ln 2` ([`to_bits`]) for bits. Scratch lives in a reusable [`D3pmWorkspace`]: no
 //! allocation per call at a fixed `V`.
 //!
+//! Training code calls the batched entry point [`hybrid_loss_batch`] over `[B, L, V]`
+//! logits, `[B, L]` tokens and one step `t` per sequence; the per-position functions
+//! ([`hybrid_loss`], [`vb_term`], [`posterior_kl`], [`decoder_nll`], [`x0_cross_entropy`],
+//! [`prior_kl`]) are its building blocks.
+//!
 //! The softmax/KL helpers here are private and minimal; they will be shared with
 //! `crate::math` once that module lands.
 
+use ndarray::{ArrayView1, ArrayView2, ArrayView3, ArrayViewMut3, s};
 use num_traits::Float;
 
 use crate::error::{Error, Result};
@@ -360,6 +366,212 @@ pub fn hybrid_loss<K: ForwardKernel + ?Sized, F: Float>(
         ce,
         total: vb + lambda * ce,
     })
+}
+
+/// D3PM's hybrid loss over a batch of sequences (Austin et al. 2021, §3.4, eq. 5), the
+/// entry point for training: for sequence `b` at its step `t_b = steps[b]`,
+///
+/// ```text
+/// vb_b    = Σ_{l<L} L_vb(t_b; x_t[b, l], x0[b, l], logits[b, l, :])   (L_{t−1}, or L_0 at t = 1)
+/// ce_b    = Σ_{l<L} −log softmax(logits[b, l, :])[x0[b, l]]
+/// total_b = Σ_{l<L} (L_vb + λ·L_CE)(b, l)
+/// ```
+///
+/// each term exactly as [`hybrid_loss`] computes it for one position (the sums run over
+/// `l = 0, 1, …` in order, so the result equals the per-position sum bit for bit).
+///
+/// **Reduction.** One [`HybridLoss`] per sequence, summed (not averaged) over its `L`
+/// positions, in nats. D3PM reports the mean over positions in bits per dimension:
+/// `to_bits(total_b / L)` ([`to_bits`]); a batch mean is `Σ_b total_b / (B·L)`.
+///
+/// **Gradient.** With `grad = Some(g)` (shape `[B, L, V]`), `g[b, l, :] = ∂ total_b /
+/// ∂ logits[b, l, :]` (each position's logits enter only their own term), written in the
+/// logits' type; scale it by the same factor as the loss for a mean reduction.
+///
+/// Arguments: `logits` `[B, L, V]` with `V = kernel.vocab_size()` (f32 or f64, any
+/// strides), `x0` and `x_t` `[B, L]` (clean and noisy tokens, `x_t` being `x_1` where
+/// `t_b = 1`), `steps` `[B]` with every `t_b ∈ 1..=T`, `λ ≥ 0`, the `L_0` [`Decoder`]. One
+/// workspace serves every position: no allocation per position (a single scratch row is
+/// allocated per call only when the last axis of `logits` or `grad` is not contiguous).
+///
+/// # Errors
+/// Checked before any work: [`Error::Shape`] naming `logits` (wrong `V`), `x0`, `x_t`,
+/// `steps` or `grad` on a shape mismatch; [`Error::InvalidArgument`] for an empty batch
+/// (`B = 0` or `L = 0`), a step outside `1..=T` (naming `steps`) or a bad `λ`;
+/// [`Error::TokenOutOfRange`] for a token `≥ V` (flat index in `x0`/`x_t`);
+/// [`Error::NonFinite`] for NaN/∞ logits (flat index). Then, per position (the message
+/// names the sequence and position): [`Error::ZeroProbability`] when `q(x_t | x_0) = 0`
+/// (or `Q_1(x_0, x_1) = 0` with [`Decoder::Joint`]); [`Error::Numerical`] when `p_θ`
+/// underflows on the posterior's support. After an error the contents of `grad` are
+/// unspecified.
+///
+/// ```
+/// use discrete_diffusion::kernel::uniform::Uniform;
+/// use discrete_diffusion::loss::d3pm::{D3pmWorkspace, Decoder, hybrid_loss_batch};
+/// use ndarray::{Array1, Array2, Array3};
+///
+/// let k = Uniform::new(4, &[0.1, 0.2, 0.3]).unwrap();
+/// let logits = Array3::<f32>::zeros((2, 3, 4)); // B = 2 sequences of L = 3 tokens
+/// let x0 = Array2::<u32>::from_shape_vec((2, 3), vec![0, 1, 2, 3, 0, 1]).unwrap();
+/// let xt = Array2::<u32>::from_shape_vec((2, 3), vec![0, 2, 2, 3, 3, 1]).unwrap();
+/// let steps = Array1::from(vec![1usize, 3]);
+/// let mut grad = Array3::<f32>::zeros((2, 3, 4));
+/// let mut ws = D3pmWorkspace::new(4);
+/// let losses = hybrid_loss_batch(
+///     &k, logits.view(), x0.view(), xt.view(), steps.view(), 0.01, Decoder::Direct,
+///     &mut ws, Some(grad.view_mut()),
+/// ).unwrap();
+/// // Uniform predictions: the cross-entropy is ln 4 per position.
+/// assert!((losses[0].ce - 3.0 * 4f64.ln()).abs() < 1e-12);
+/// ```
+#[allow(clippy::too_many_arguments)]
+pub fn hybrid_loss_batch<K: ForwardKernel + ?Sized, F: Float>(
+    kernel: &K,
+    logits: ArrayView3<'_, F>,
+    x0: ArrayView2<'_, u32>,
+    x_t: ArrayView2<'_, u32>,
+    steps: ArrayView1<'_, usize>,
+    lambda: f64,
+    decoder: Decoder,
+    ws: &mut D3pmWorkspace,
+    mut grad: Option<ArrayViewMut3<'_, F>>,
+) -> Result<Vec<HybridLoss>> {
+    let v = kernel.vocab_size();
+    let (b, l, lv) = logits.dim();
+    check_batch_shapes(kernel, logits.dim(), x0, x_t, steps)?;
+    if let Some(g) = &grad
+        && g.dim() != logits.dim()
+    {
+        return Err(Error::shape(
+            "grad",
+            format!("[{b}, {l}, {lv}] like logits"),
+            format!("{:?}", g.dim()),
+        ));
+    }
+    validate::finite("lambda", lambda)?;
+    if lambda < 0.0 {
+        return Err(Error::invalid(
+            "lambda",
+            format!("λ = {lambda} must be ≥ 0"),
+        ));
+    }
+    validate::tokens("x0", x0.iter(), v)?;
+    validate::tokens("x_t", x_t.iter(), v)?;
+    validate::all_finite("logits", logits.iter())?;
+    ws.resize(v);
+    // Scratch rows for non-contiguous lanes, allocated at most once per call.
+    let mut row_in: Vec<F> = Vec::new();
+    let mut row_grad: Vec<F> = Vec::new();
+    let mut out = Vec::with_capacity(b);
+    for (bi, &t) in steps.iter().enumerate() {
+        let mut acc = HybridLoss {
+            vb: 0.0,
+            ce: 0.0,
+            total: 0.0,
+        };
+        for li in 0..l {
+            let lane = logits.slice(s![bi, li, ..]);
+            let row: &[F] = match lane.to_slice() {
+                Some(r) => r,
+                None => {
+                    row_in.clear();
+                    row_in.extend(lane.iter().copied());
+                    &row_in
+                }
+            };
+            let (xt, x0i) = (x_t[[bi, li]], x0[[bi, li]]);
+            let h = match grad.as_mut() {
+                None => hybrid_loss(kernel, t, xt, x0i, row, lambda, decoder, ws, None),
+                Some(g) => {
+                    let mut lane = g.slice_mut(s![bi, li, ..]);
+                    match lane.as_slice_mut() {
+                        Some(gr) => {
+                            hybrid_loss(kernel, t, xt, x0i, row, lambda, decoder, ws, Some(gr))
+                        }
+                        None => {
+                            row_grad.resize(v, F::zero());
+                            let h = hybrid_loss(
+                                kernel,
+                                t,
+                                xt,
+                                x0i,
+                                row,
+                                lambda,
+                                decoder,
+                                ws,
+                                Some(&mut row_grad),
+                            );
+                            lane.iter_mut().zip(&row_grad).for_each(|(o, &x)| *o = x);
+                            h
+                        }
+                    }
+                }
+            }
+            .map_err(|e| at_position(e, bi, li))?;
+            acc.vb += h.vb;
+            acc.ce += h.ce;
+            acc.total += h.total;
+        }
+        out.push(acc);
+    }
+    Ok(out)
+}
+
+/// Shapes of a batched call: logits `[B, L, V]` with `B, L ≥ 1` and `V` the kernel's,
+/// tokens `[B, L]`, steps `[B]` each in `1..=T`.
+fn check_batch_shapes<K: ForwardKernel + ?Sized>(
+    kernel: &K,
+    (b, l, lv): (usize, usize, usize),
+    x0: ArrayView2<'_, u32>,
+    x_t: ArrayView2<'_, u32>,
+    steps: ArrayView1<'_, usize>,
+) -> Result<()> {
+    let v = kernel.vocab_size();
+    if lv != v {
+        return Err(Error::shape(
+            "logits",
+            format!("[B, L, {v}] (V = the kernel's vocabulary)"),
+            format!("[{b}, {l}, {lv}]"),
+        ));
+    }
+    if b == 0 || l == 0 {
+        return Err(Error::invalid(
+            "logits",
+            format!("empty batch: B = {b} sequences of L = {l} positions"),
+        ));
+    }
+    for (arg, a) in [("x0", x0), ("x_t", x_t)] {
+        if a.dim() != (b, l) {
+            return Err(Error::shape(
+                arg,
+                format!("[{b}, {l}] like logits' first two axes"),
+                format!("{:?}", a.dim()),
+            ));
+        }
+    }
+    validate::len("steps", steps.len(), b)?;
+    let big_t = kernel.num_steps();
+    if let Some((i, &t)) = steps.iter().enumerate().find(|&(_, &t)| t < 1 || t > big_t) {
+        return Err(Error::invalid(
+            "steps",
+            format!("steps[{i}] = {t} is outside 1..={big_t}"),
+        ));
+    }
+    Ok(())
+}
+
+/// Add the batch position to a per-position numerical error.
+fn at_position(e: Error, b: usize, l: usize) -> Error {
+    match e {
+        Error::ZeroProbability { what } => Error::ZeroProbability {
+            what: format!("{what} (sequence {b}, position {l})"),
+        },
+        Error::Numerical { what, reason } => Error::Numerical {
+            what,
+            reason: format!("{reason} (sequence {b}, position {l})"),
+        },
+        other => other,
+    }
 }
 
 #[cfg(test)]
