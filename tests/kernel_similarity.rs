@@ -900,7 +900,7 @@ fn bad_input_kernel_methods() {
     // vector arguments
     for bad in [[0.25, 0.25, f64::NAN, 0.25], [0.5, -0.1, 0.3, 0.3]] {
         is_invalid(k.cumulative_vecmat(1, &bad, &mut out), "p");
-        is_invalid(k.cumulative_matvec(2, &bad, &mut out), "p");
+        is_invalid(k.cumulative_matvec(2, &bad, &mut out), "r");
         is_invalid(k.step_vecmat(1, &bad, &mut out), "p");
         is_invalid(k.generator_exp_vecmat(1.0, &bad, &mut out), "p");
     }

@@ -244,7 +244,7 @@ impl ForwardKernel for Dense {
     /// `Q̄_t r` from the stored cumulative matrix, `O(V²)`.
     fn cumulative_matvec(&self, t: usize, r: &[f64], out: &mut [f64]) -> Result<()> {
         check_step(t, self.steps.len(), true)?;
-        check_vec_out(r, self.v, out)?;
+        crate::kernel::check_named_vec_out("r", r, self.v, out)?;
         for (o, row) in out.iter_mut().zip(self.cumulative[t].rows()) {
             *o = row.iter().zip(r).map(|(q, x)| q * x).sum();
         }

@@ -507,7 +507,7 @@ impl ForwardKernel for MatrixExponentialKernel {
             Repr::Pade(d) => d.cumulative_matvec(t, r, out),
             Repr::Eigen { u, cum_decay, .. } => {
                 check_step(t, self.num_steps(), true)?;
-                check_vec_out(r, self.vocab_size(), out)?;
+                crate::kernel::check_named_vec_out("r", r, self.vocab_size(), out)?;
                 eigen_vecmat(u, cum_decay.row(t), r, out);
                 Ok(())
             }

@@ -194,7 +194,7 @@ impl ForwardKernel for MaskAndUniform {
     /// `Q̄_t r` in O(V): row `x ≠ m` is `ᾱ r[x] + β̄ Σ_{j≠m} r[j] + γ̄ r[m]`, row `m` is `r[m]`.
     fn cumulative_matvec(&self, t: usize, r: &[f64], out: &mut [f64]) -> Result<()> {
         let (a, b, g) = self.cum(t)?;
-        check_vec_out(r, self.v, out)?;
+        crate::kernel::check_named_vec_out("r", r, self.v, out)?;
         let m = self.mask as usize;
         let ordinary: f64 = r
             .iter()

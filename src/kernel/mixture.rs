@@ -144,7 +144,7 @@ impl Mixture {
     /// [`ForwardKernel::cumulative_vecmat`] product `rᵀQ̄_t` unless `π` is uniform).
     pub fn cumulative_matvec(&self, t: usize, r: &[f64], out: &mut [f64]) -> Result<()> {
         check_step(t, self.betas.len(), true)?;
-        check_vec_out(r, self.pi.len(), out)?;
+        crate::kernel::check_named_vec_out("r", r, self.pi.len(), out)?;
         let (a, b) = (self.keep[t], self.flip[t]);
         let dot: f64 = self.pi.iter().zip(r).map(|(p, x)| p * x).sum();
         for (o, &x) in out.iter_mut().zip(r) {

@@ -202,18 +202,28 @@ pub(crate) fn check_state_out(arg: &'static str, x: u32, v: usize, out: &[f64]) 
 
 /// Validate a vector argument `p` (finite, non-negative, length `V`) and an output buffer.
 pub(crate) fn check_vec_out(p: &[f64], v: usize, out: &[f64]) -> Result<()> {
-    validate::len("p", p.len(), v)?;
+    check_named_vec_out("p", p, v, out)
+}
+
+/// As [`check_vec_out`] for a vector argument called `arg` (e.g. `r` in `Q̄_t r`).
+pub(crate) fn check_named_vec_out(
+    arg: &'static str,
+    p: &[f64],
+    v: usize,
+    out: &[f64],
+) -> Result<()> {
+    validate::len(arg, p.len(), v)?;
     validate::len("out", out.len(), v)?;
     for (i, &x) in p.iter().enumerate() {
         if !x.is_finite() {
             return Err(Error::NonFinite {
-                arg: "p",
+                arg,
                 index: i,
                 value: x,
             });
         }
         if x < 0.0 {
-            return Err(Error::invalid("p", format!("entry {i} is negative ({x})")));
+            return Err(Error::invalid(arg, format!("entry {i} is negative ({x})")));
         }
     }
     Ok(())

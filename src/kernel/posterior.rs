@@ -244,7 +244,7 @@ pub fn cumulative_matvec_by_columns<K: ForwardKernel + ?Sized>(
 ) -> Result<()> {
     let v = kernel.vocab_size();
     check_step(t, kernel.num_steps(), true)?;
-    crate::kernel::check_vec_out(r, v, out)?;
+    crate::kernel::check_named_vec_out("r", r, v, out)?;
     validate::len("col", col.len(), v)?;
     out.fill(0.0);
     for (j, &rj) in r.iter().enumerate() {

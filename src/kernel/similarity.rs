@@ -376,7 +376,7 @@ impl ForwardKernel for Similarity {
     /// product as [`cumulative_vecmat`](ForwardKernel::cumulative_vecmat)).
     fn cumulative_matvec(&self, t: usize, r: &[f64], out: &mut [f64]) -> Result<()> {
         check_step(t, self.betas.len(), true)?;
-        check_vec_out(r, self.s.nrows(), out)?;
+        crate::kernel::check_named_vec_out("r", r, self.s.nrows(), out)?;
         self.cumulative_apply(t, r, out);
         Ok(())
     }

@@ -331,7 +331,7 @@ impl ForwardKernel for BandedToeplitz {
     /// `Q̄_t r` from the stored matrix, `O(V²)`; `r` itself at `t = 0`.
     fn cumulative_matvec(&self, t: usize, r: &[f64], out: &mut [f64]) -> Result<()> {
         check_step(t, self.num_steps(), true)?;
-        check_vec_out(r, self.v, out)?;
+        crate::kernel::check_named_vec_out("r", r, self.v, out)?;
         if t == 0 {
             out.copy_from_slice(r);
         } else {
