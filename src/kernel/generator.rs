@@ -413,20 +413,25 @@ impl MatrixExponentialKernel {
     }
 }
 
-/// `out[j] = max(0, Σ_k U[x, k] d_k U[j, k])`: row `x` of `U diag(d) Uᵀ` in `O(V²)`.
+/// `out[j] = Σ_k U[x, k] d_k U[j, k]`: row `x` of `U diag(d) Uᵀ` in `O(V²)`, with entries
+/// below the round-off level `4·V·ε` set to 0 (as in [`crate::kernel::similarity`]).
 fn eigen_row(u: &Array2<f64>, d: ndarray::ArrayView1<'_, f64>, x: usize, out: &mut [f64]) {
     let w: Array1<f64> = Array1::from_shape_fn(d.len(), |k| u[[x, k]] * d[k]);
+    let floor = crate::kernel::similarity::round_off_floor(out.len(), 1.0);
     for (j, o) in out.iter_mut().enumerate() {
-        *o = u.row(j).dot(&w).max(0.0);
+        let x = u.row(j).dot(&w);
+        *o = if x < floor { 0.0 } else { x };
     }
 }
 
-/// `out = max(0, pᵀ U diag(d) Uᵀ)` in `O(V²)`.
+/// `out = pᵀ U diag(d) Uᵀ` in `O(V²)`, round-off below `4·V·ε·Σp` set to 0.
 fn eigen_vecmat(u: &Array2<f64>, d: ndarray::ArrayView1<'_, f64>, p: &[f64], out: &mut [f64]) {
     let p = ndarray::ArrayView1::from(p);
     let c: Array1<f64> = u.t().dot(&p) * d;
+    let floor = crate::kernel::similarity::round_off_floor(out.len(), p.sum());
     for (j, o) in out.iter_mut().enumerate() {
-        *o = u.row(j).dot(&c).max(0.0);
+        let x = u.row(j).dot(&c);
+        *o = if x < floor { 0.0 } else { x };
     }
 }
 

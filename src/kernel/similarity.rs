@@ -32,8 +32,11 @@
 //! on the convex potential whose gradient is the row-sum error (cf. Knight & Ruiz 2013).
 //!
 //! **Round-off.** Entries computed through the eigenvectors carry an absolute error of a few
-//! ulps times `V`; values that come out below zero (true value 0 or tiny) are clamped to 0,
-//! so rows are valid probability vectors that sum to 1 within ~`1e-13`.
+//! ulps times `V` (relative to the ℓ1 norm of the transformed vector). Values below
+//! `4·V·ε` times that norm — true zeros, or probabilities too small for the eigen route to
+//! resolve — are set to exactly 0, the same way in rows, columns and products, so that a
+//! state is impossible in a row exactly when it is impossible in the matching column. Rows
+//! are valid probability vectors that sum to 1 within ~`1e-13`.
 
 use ndarray::{Array1, Array2, ArrayView1, ArrayView2};
 
@@ -250,7 +253,7 @@ impl Similarity {
         let w: Vec<f64> = (0..v)
             .map(|i| self.u[[x, i]] * (sigma_bar * (self.lambda[i] - 1.0)).exp())
             .collect();
-        self.apply_u(&w, out);
+        self.apply_u(&w, 1.0, out);
         Ok(())
     }
 
@@ -266,14 +269,19 @@ impl Similarity {
         for (yi, &l) in y.iter_mut().zip(self.lambda.iter()) {
             *yi *= (sigma_bar * (l - 1.0)).exp();
         }
-        self.apply_u(&y, out);
+        self.apply_u(&y, p.iter().sum(), out);
         Ok(())
     }
 
-    /// `out = U w`, clamped at 0 (see the module's note on round-off).
-    fn apply_u(&self, w: &[f64], out: &mut [f64]) {
+    /// `out = U w` with round-off snapped to 0: entries below `4·V·ε·scale` (`scale` = the
+    /// ℓ1 norm of the vector being transformed, 1 for a row) are indistinguishable from
+    /// round-off of a true 0 and are set to 0, identically for rows, columns and products
+    /// (see the module's note on round-off).
+    fn apply_u(&self, w: &[f64], scale: f64, out: &mut [f64]) {
+        let floor = round_off_floor(out.len(), scale);
         for (o, row) in out.iter_mut().zip(self.u.rows()) {
-            *o = dot_view(row, w).max(0.0);
+            let x = dot_view(row, w);
+            *o = if x < floor { 0.0 } else { x };
         }
     }
 
@@ -300,14 +308,14 @@ impl Similarity {
         for (yi, &di) in y.iter_mut().zip(self.d.row(t).iter()) {
             *yi *= di;
         }
-        self.apply_u(&y, out);
+        self.apply_u(&y, p.iter().map(|x| x.abs()).sum(), out);
     }
 
     /// Row `x` of `Q̄_t` for `t ≥ 1` (already validated).
     fn cumulative_row_unchecked(&self, t: usize, x: usize, out: &mut [f64]) {
         let d = self.d.row(t);
         let w: Vec<f64> = (0..d.len()).map(|i| self.u[[x, i]] * d[i]).collect();
-        self.apply_u(&w, out);
+        self.apply_u(&w, 1.0, out);
     }
 }
 
@@ -522,6 +530,11 @@ fn check_sigma_bar(sigma_bar: f64) -> Result<()> {
         ));
     }
     Ok(())
+}
+
+/// `4·V·ε·scale`: the absolute round-off level of an eigen-route product of length `V`.
+pub(crate) fn round_off_floor(v: usize, scale: f64) -> f64 {
+    4.0 * v as f64 * f64::EPSILON * scale
 }
 
 #[cfg(test)]
