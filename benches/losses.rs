@@ -19,7 +19,7 @@ use std::hint::black_box;
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
 use ndarray::Array2;
 
-use common::{Inputs, configure, linear_betas};
+use common::{Inputs, config, linear_betas};
 use discrete_diffusion::kernel::absorbing::Absorbing;
 use discrete_diffusion::kernel::mixture::MixtureChannel;
 use discrete_diffusion::kernel::uniform::Uniform;
@@ -83,7 +83,6 @@ fn bench_hybrid<K: ForwardKernel>(
 
 fn hybrid(c: &mut Criterion) {
     let mut g = c.benchmark_group("hybrid_loss");
-    configure(&mut g);
     let mut inputs = Inputs::new(30);
     for v in LOSS_SIZES {
         let k = Uniform::new(v, &linear_betas(STEPS, 0.01, 0.1)).unwrap();
@@ -100,7 +99,6 @@ fn hybrid(c: &mut Criterion) {
 
 fn oracle(c: &mut Criterion) {
     let mut g = c.benchmark_group("oracle");
-    configure(&mut g);
     let mut inputs = Inputs::new(31);
     for v in ORACLE_SIZES {
         let clean = v - 1;
@@ -146,5 +144,9 @@ fn oracle(c: &mut Criterion) {
     g.finish();
 }
 
-criterion_group!(benches, hybrid, oracle);
+criterion_group! {
+    name = benches;
+    config = config();
+    targets = hybrid, oracle
+}
 criterion_main!(benches);

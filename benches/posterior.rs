@@ -9,7 +9,8 @@
 //! * `p_reverse_mixture`: the posterior-mixture form (one cumulative column, one vecmat,
 //!   one step column).
 //!
-//! Throughput is `Elements(V)`: the `V` entries of the output row.
+//! Throughput is `Elements(V)`: the `V` entries of the output row. A `posterior/baseline`
+//! group times a plain f64 sum and an element-wise product over `V` entries for reference.
 //!
 //! Sizes. The mixture-to-π kernels (Uniform, Absorbing with the mask in the middle of the
 //! vocabulary, Marginal, MaskAndUniform) are closed forms, O(V) per row, and run at
@@ -35,7 +36,7 @@ use criterion::{
 };
 use ndarray::Array2;
 
-use common::{Inputs, configure, linear_betas};
+use common::{Inputs, config, linear_betas};
 use discrete_diffusion::kernel::ForwardKernel;
 use discrete_diffusion::kernel::absorbing::Absorbing;
 use discrete_diffusion::kernel::banded_uniform::BandedUniform;
@@ -116,7 +117,6 @@ fn bench_rows<K: ForwardKernel>(
 
 fn uniform(c: &mut Criterion) {
     let mut g = c.benchmark_group("posterior/uniform");
-    configure(&mut g);
     let mut inputs = Inputs::new(1);
     let betas = linear_betas(MIXTURE_STEPS, 0.01, 0.1);
     for v in MIXTURE_SIZES {
@@ -128,7 +128,6 @@ fn uniform(c: &mut Criterion) {
 
 fn absorbing(c: &mut Criterion) {
     let mut g = c.benchmark_group("posterior/absorbing");
-    configure(&mut g);
     let mut inputs = Inputs::new(2);
     let betas: Vec<f64> = (1..=MIXTURE_STEPS)
         .map(|t| 1.0 / (MIXTURE_STEPS - t + 1) as f64)
@@ -144,7 +143,6 @@ fn absorbing(c: &mut Criterion) {
 
 fn marginal(c: &mut Criterion) {
     let mut g = c.benchmark_group("posterior/marginal");
-    configure(&mut g);
     let mut inputs = Inputs::new(3);
     let betas = linear_betas(MIXTURE_STEPS, 0.01, 0.1);
     for v in MIXTURE_SIZES {
@@ -157,7 +155,6 @@ fn marginal(c: &mut Criterion) {
 
 fn mask_and_uniform(c: &mut Criterion) {
     let mut g = c.benchmark_group("posterior/mask_and_uniform");
-    configure(&mut g);
     let mut inputs = Inputs::new(4);
     for v in MIXTURE_SIZES {
         // K β_t + γ_t ≤ 1 with K = V − 1 ordinary tokens: replace mass 0.05 per step split
@@ -175,7 +172,6 @@ fn mask_and_uniform(c: &mut Criterion) {
 
 fn gaussian(c: &mut Criterion) {
     let mut g = c.benchmark_group("posterior/discretized_gaussian");
-    configure(&mut g);
     let mut inputs = Inputs::new(5);
     let betas = linear_betas(DENSE_STEPS, 0.02, 0.5);
     for v in DENSE_SIZES {
@@ -190,7 +186,6 @@ fn gaussian(c: &mut Criterion) {
 
 fn banded_uniform(c: &mut Criterion) {
     let mut g = c.benchmark_group("posterior/banded_uniform");
-    configure(&mut g);
     let mut inputs = Inputs::new(6);
     let betas = linear_betas(DENSE_STEPS, 0.02, 0.5);
     for v in DENSE_SIZES {
@@ -205,7 +200,6 @@ fn banded_uniform(c: &mut Criterion) {
 
 fn dense(c: &mut Criterion) {
     let mut g = c.benchmark_group("posterior/dense");
-    configure(&mut g);
     let mut inputs = Inputs::new(7);
     for v in DENSE_SIZES {
         // Q_t = (1 − β_t) I + β_t M_t with M_t a random positive row-stochastic matrix.
@@ -231,7 +225,6 @@ fn dense(c: &mut Criterion) {
 
 fn similarity_knn(c: &mut Criterion) {
     let mut g = c.benchmark_group("posterior/similarity_knn");
-    configure(&mut g);
     let mut inputs = Inputs::new(8);
     let betas = linear_betas(DENSE_STEPS, 0.02, 0.5);
     for v in DENSE_SIZES {
@@ -248,7 +241,6 @@ fn similarity_knn(c: &mut Criterion) {
 
 fn generator_uniform(c: &mut Criterion) {
     let mut g = c.benchmark_group("posterior/matrix_exp_uniform");
-    configure(&mut g);
     let mut inputs = Inputs::new(9);
     let tau = exponents_from_betas(&linear_betas(DENSE_STEPS, 0.02, 0.3)).unwrap();
     for v in DENSE_SIZES {
@@ -263,7 +255,6 @@ fn generator_uniform(c: &mut Criterion) {
 
 fn generator_absorbing(c: &mut Criterion) {
     let mut g = c.benchmark_group("posterior/matrix_exp_absorbing");
-    configure(&mut g);
     let mut inputs = Inputs::new(10);
     let tau = exponents_from_betas(&linear_betas(DENSE_STEPS, 0.02, 0.3)).unwrap();
     for v in PADE_SIZES {
@@ -277,17 +268,37 @@ fn generator_absorbing(c: &mut Criterion) {
     g.finish();
 }
 
-criterion_group!(
-    benches,
-    uniform,
-    absorbing,
-    marginal,
-    mask_and_uniform,
-    gaussian,
-    banded_uniform,
-    dense,
-    similarity_knn,
-    generator_uniform,
-    generator_absorbing
-);
+/// Reference loops over one row of `V` f64, to read the posterior timings against: a
+/// left-to-right `iter().sum()` (a serial dependency chain, since f64 addition is not
+/// reassociated) and an element-wise product `out *= col` (vectorisable). Every
+/// normalisation and every `Σ p` validation in the posterior functions is such a sum.
+fn baseline(c: &mut Criterion) {
+    let mut g = c.benchmark_group("posterior/baseline");
+    let mut inputs = Inputs::new(11);
+    for v in MIXTURE_SIZES {
+        let a = inputs.distribution(v, 1.0);
+        let col = inputs.distribution(v, 1.0);
+        let mut out = a.clone();
+        g.throughput(Throughput::Elements(v as u64));
+        g.bench_function(BenchmarkId::new("f64_sum", v), |b| {
+            b.iter(|| black_box(black_box(&a).iter().sum::<f64>()))
+        });
+        g.bench_function(BenchmarkId::new("f64_mul_assign", v), |b| {
+            b.iter(|| {
+                out.iter_mut()
+                    .zip(black_box(&col).iter())
+                    .for_each(|(o, c)| *o *= c);
+                black_box(&out);
+            })
+        });
+    }
+    g.finish();
+}
+
+criterion_group! {
+    name = benches;
+    config = config();
+    targets = uniform, absorbing, marginal, mask_and_uniform, gaussian, banded_uniform, dense,
+        similarity_knn, generator_uniform, generator_absorbing, baseline
+}
 criterion_main!(benches);

@@ -16,7 +16,7 @@ use std::hint::black_box;
 
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
 
-use common::{Inputs, configure};
+use common::{Inputs, config};
 use discrete_diffusion::rng::{
     CounterRng, Purpose, RngKey, philox4x32_10, sample_logits, sample_logits_inverse_cdf,
     sample_masses, sample_masses_race,
@@ -28,7 +28,6 @@ const PHILOX_BATCH: usize = 4096;
 
 fn categorical(c: &mut Criterion) {
     let mut g = c.benchmark_group("categorical");
-    configure(&mut g);
     let mut inputs = Inputs::new(20);
     let key = RngKey::for_stream(7, 0);
     for v in SIZES {
@@ -72,7 +71,6 @@ fn categorical(c: &mut Criterion) {
 
 fn philox(c: &mut Criterion) {
     let mut g = c.benchmark_group("philox");
-    configure(&mut g);
     g.throughput(Throughput::Elements(PHILOX_BATCH as u64));
     let key = RngKey::for_stream(7, 0);
     let mut pos = 0u32;
@@ -104,5 +102,9 @@ fn philox(c: &mut Criterion) {
     g.finish();
 }
 
-criterion_group!(benches, categorical, philox);
+criterion_group! {
+    name = benches;
+    config = config();
+    targets = categorical, philox
+}
 criterion_main!(benches);

@@ -6,17 +6,21 @@
 
 use std::time::Duration;
 
-use criterion::BenchmarkGroup;
-use criterion::measurement::WallTime;
+use criterion::Criterion;
 use discrete_diffusion::rng::{CounterRng, Purpose, RngKey};
 
 /// Short settings so that `cargo bench` of every bench runs in a few minutes on 2 cores:
-/// 0.5 s warm-up, 1.5 s measurement, 20 samples per benchmark.
-pub fn configure(group: &mut BenchmarkGroup<'_, WallTime>) {
-    group
+/// 0.5 s warm-up, 1.5 s measurement, 20 samples per benchmark, and no plots (rendering
+/// them with the plotters backend took about 8 s per benchmark on the 2-core machine,
+/// four times the measurement). Command-line options override these (`criterion_group!`
+/// applies them after this configuration), e.g.
+/// `cargo bench --bench posterior -- --measurement-time 5 --sample-size 50`.
+pub fn config() -> Criterion {
+    Criterion::default()
         .warm_up_time(Duration::from_millis(500))
         .measurement_time(Duration::from_millis(1500))
-        .sample_size(20);
+        .sample_size(20)
+        .without_plots()
 }
 
 /// A deterministic stream of random inputs (Philox, fixed seed).
