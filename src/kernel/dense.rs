@@ -178,6 +178,7 @@ impl Dense {
         }
         validate::len("stationary", stationary.len(), v)?;
         validate::distribution("stationary", stationary, validate::SIMPLEX_TOL)?;
+        let steps: Vec<Array2<f64>> = steps.into_iter().map(row_major).collect();
         let mut cumulative = Vec::with_capacity(steps.len() + 1);
         cumulative.push(Array2::eye(v));
         for q in &steps {
@@ -203,8 +204,8 @@ impl Dense {
         let v = stationary.len();
         Dense {
             v,
-            steps,
-            cumulative,
+            steps: steps.into_iter().map(row_major).collect(),
+            cumulative: cumulative.into_iter().map(row_major).collect(),
             stationary,
         }
     }
@@ -233,10 +234,22 @@ fn vecmat(m: &Array2<f64>, p: &[f64], out: &mut [f64]) {
     out.fill(0.0);
     for (row, &w) in m.rows().into_iter().zip(p) {
         if w != 0.0 {
-            for (o, &x) in out.iter_mut().zip(row.iter()) {
-                *o += w * x;
+            // Stored matrices are in standard (row-major) layout, so rows are contiguous
+            // slices and this inner loop vectorises.
+            match row.as_slice() {
+                Some(r) => out.iter_mut().zip(r).for_each(|(o, &x)| *o += w * x),
+                None => out.iter_mut().zip(row.iter()).for_each(|(o, &x)| *o += w * x),
             }
         }
+    }
+}
+
+/// The same matrix in standard (row-major) layout, so that rows are contiguous.
+fn row_major(m: Array2<f64>) -> Array2<f64> {
+    if m.is_standard_layout() {
+        m
+    } else {
+        m.as_standard_layout().into_owned()
     }
 }
 
@@ -246,7 +259,10 @@ impl ForwardKernel for Dense {
         check_step(t, self.steps.len(), true)?;
         crate::kernel::check_named_vec_out("r", r, self.v, out)?;
         for (o, row) in out.iter_mut().zip(self.cumulative[t].rows()) {
-            *o = row.iter().zip(r).map(|(q, x)| q * x).sum();
+            *o = match row.as_slice() {
+                Some(q) => q.iter().zip(r).map(|(q, x)| q * x).sum(),
+                None => row.iter().zip(r).map(|(q, x)| q * x).sum(),
+            };
         }
         Ok(())
     }
