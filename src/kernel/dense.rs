@@ -238,7 +238,10 @@ fn vecmat(m: &Array2<f64>, p: &[f64], out: &mut [f64]) {
             // slices and this inner loop vectorises.
             match row.as_slice() {
                 Some(r) => out.iter_mut().zip(r).for_each(|(o, &x)| *o += w * x),
-                None => out.iter_mut().zip(row.iter()).for_each(|(o, &x)| *o += w * x),
+                None => out
+                    .iter_mut()
+                    .zip(row.iter())
+                    .for_each(|(o, &x)| *o += w * x),
             }
         }
     }
