@@ -20,6 +20,7 @@
 #![warn(missing_docs)]
 #![deny(unsafe_code)]
 
+pub mod backend;
 pub mod error;
 pub mod kernel;
 pub mod linalg;

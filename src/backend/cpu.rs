@@ -1,0 +1,1 @@
+//! The multi-threaded CPU backend (in progress).

@@ -1,0 +1,1 @@
+//! Fused sampler steps over a backend (in progress).
