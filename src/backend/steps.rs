@@ -73,10 +73,20 @@ impl<'a> StepRng<'a> {
     }
 
     /// The uniform in `[0, 1)` of sequence `b`, position `i` under `purpose`: the first
-    /// uniform of `CounterRng::new(RngKey::for_stream(seed, streams[b]), purpose, step, i)`.
-    ///
-    /// Panics if `b ≥ streams.len()`.
-    pub fn uniform(&self, purpose: Purpose, b: usize, i: usize) -> f64 {
+    /// uniform of `CounterRng::new(RngKey::for_stream(seed, streams[b]), purpose, step, i)`,
+    /// the number the steps use for their decisions. `None` when `b ≥ streams.len()` or
+    /// `i > u32::MAX`.
+    pub fn uniform(&self, purpose: Purpose, b: usize, i: usize) -> Option<f64> {
+        let stream = *self.streams.get(b)?;
+        let pos = u32::try_from(i).ok()?;
+        let key = RngKey::for_stream(self.seed, stream);
+        Some(CounterRng::new(key, purpose, self.step, pos).uniform())
+    }
+
+    /// [`StepRng::uniform`] for indices validated by the caller.
+    #[inline]
+    pub(crate) fn uniform_at(&self, purpose: Purpose, b: usize, i: usize) -> f64 {
+        debug_assert!(b < self.streams.len() && i <= u32::MAX as usize);
         let key = RngKey::for_stream(self.seed, self.streams[b]);
         CounterRng::new(key, purpose, self.step, i as u32).uniform()
     }

@@ -135,7 +135,7 @@ pub fn dfm_euler_step<B: Backend + ?Sized, S: Schedule>(
     let mut select = Array2::from_elem((d.b, d.l), false);
     for ((bi, i), &x) in tokens.indexed_iter() {
         if x == params.mask_id {
-            select[[bi, i]] = rng.uniform(Purpose::ROUTING, bi, i) >= stay;
+            select[[bi, i]] = rng.uniform_at(Purpose::ROUTING, bi, i) >= stay;
         }
     }
     let spec = RowSpec {

@@ -191,7 +191,7 @@ pub fn llada_step<B: Backend + ?Sized>(
         for (b, &kb) in k.iter().enumerate() {
             let mut scored: Vec<(f64, usize)> = (0..d.l)
                 .filter(|&i| cand[[b, i]])
-                .map(|i| (rng.uniform(Purpose::SELECTION, b, i), i))
+                .map(|i| (rng.uniform_at(Purpose::SELECTION, b, i), i))
                 .collect();
             rank(&mut scored);
             let mut pick: Vec<usize> = scored[..kb].iter().map(|&(_, i)| i).collect();

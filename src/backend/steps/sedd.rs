@@ -121,7 +121,7 @@ pub fn sedd_analytic_absorbing_step<B: Backend + ?Sized, S: Schedule + ?Sized>(
         }
         let s = summaries[[bi, i]];
         let stay = sedd_absorbing_stay_probability(delta, s.logsumexp)?;
-        if rng.uniform(Purpose::ROUTING, bi, i) >= stay {
+        if rng.uniform_at(Purpose::ROUTING, bi, i) >= stay {
             commits.push(Commit {
                 seq: bi,
                 pos: i,
