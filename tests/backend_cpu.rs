@@ -136,7 +136,15 @@ fn exp_max_relative_error_over_the_domain() {
         check(f32::from_bits(b));
         b += 37;
     }
-    for y in [0.0, -0.0, EXP_CUTOFF, -f32::MIN_POSITIVE, -1e-45, -0.346_573_6, -0.346_573_64] {
+    for y in [
+        0.0,
+        -0.0,
+        EXP_CUTOFF,
+        -f32::MIN_POSITIVE,
+        -1e-45,
+        -0.346_573_6,
+        -0.346_573_64,
+    ] {
         check(y);
     }
     eprintln!(
@@ -204,12 +212,7 @@ fn exact(row: &[f32], excluded: &[u32], tau: f64) -> Exact {
             a_tau += wk / zt * ((l - m) / t).abs();
         }
     }
-    Exact {
-        a,
-        b,
-        cdf,
-        a_tau,
-    }
+    Exact { a, b, cdf, a_tau }
 }
 
 /// Compares CPU with the reference on one input; returns (rows, token disagreements,
@@ -226,7 +229,11 @@ fn compare(x: &Array3<f32>, spec: &RowSpec, streams: &[u64]) -> (usize, usize, f
             let (c, r) = (cpu[[b, i]], re[[b, i]]);
             let row = x.slice(s![b, i, ..]).to_vec();
             let ex = exact(&row, &spec.excluded, spec.temperature);
-            let at = format!("V {} τ {} row ({b},{i}): cpu {c:?} ref {r:?}", row.len(), spec.temperature);
+            let at = format!(
+                "V {} τ {} row ({b},{i}): cpu {c:?} ref {r:?}",
+                row.len(),
+                spec.temperature
+            );
             assert_eq!(c.argmax, r.argmax, "{at}");
             assert_eq!(c.max, r.max, "{at}");
             let eps64 = 8.0 * f64::EPSILON * (1.0 + r.logsumexp.abs());
@@ -237,14 +244,17 @@ fn compare(x: &Array3<f32>, spec: &RowSpec, streams: &[u64]) -> (usize, usize, f
                 (c.margin - r.margin).abs() <= 1.01 * rel_s * r.margin + 1e-14,
                 "margin {at}"
             );
-            let tol_h = 1.1 * (d * (1.0 + 2.0 * ex.a) + U32 * (2.0 * ex.a + ex.a * ex.a + ex.b))
-                + 1e-12;
+            let tol_h =
+                1.1 * (d * (1.0 + 2.0 * ex.a) + U32 * (2.0 * ex.a + ex.a * ex.a + ex.b)) + 1e-12;
             assert!((c.entropy - r.entropy).abs() <= tol_h, "entropy {at}");
             if spec.temperature == 0.0 {
                 assert_eq!(c.token, c.argmax, "{at}");
             }
             if c.token == r.token {
-                assert!((c.token_logprob - r.token_logprob).abs() <= tol_lse + eps64, "{at}");
+                assert!(
+                    (c.token_logprob - r.token_logprob).abs() <= tol_lse + eps64,
+                    "{at}"
+                );
                 continue;
             }
             // A disagreement: the uniform must lie within the CDF perturbation of the
@@ -254,16 +264,11 @@ fn compare(x: &Array3<f32>, spec: &RowSpec, streams: &[u64]) -> (usize, usize, f
             let eps_w = d + 3.0 * U32 * ex.a_tau;
             let tol_u = 2.2 * eps_w + 1e-12;
             let (a, t) = (r.token as usize, c.token as usize);
-            let gap = if t > a {
-                ex.cdf[a] - u
-            } else {
-                u - ex.cdf[t]
-            };
+            let gap = if t > a { ex.cdf[a] - u } else { u - ex.cdf[t] };
             assert!(
                 (-1e-12..=tol_u).contains(&gap),
                 "token disagreement away from a boundary (gap {gap:e} > {tol_u:e}): {at}"
             );
-            let _ = eps_w;
         }
     }
     // Expected disagreements: Σ_rows Σ_k |η_k| with |η_k| ≤ 2 ε F_k (1 − F_k).
@@ -288,7 +293,13 @@ fn compare(x: &Array3<f32>, spec: &RowSpec, streams: &[u64]) -> (usize, usize, f
 fn matches_the_reference() {
     let mut g = Gen::new(1);
     let mut total = (0usize, 0usize, 0f64);
-    for (v, rows) in [(2usize, 600usize), (4, 600), (25, 400), (1000, 120), (32768, 24)] {
+    for (v, rows) in [
+        (2usize, 600usize),
+        (4, 600),
+        (25, 400),
+        (1000, 120),
+        (32768, 24),
+    ] {
         let (b, l) = (3, rows / 3);
         let x = g.logits(b, l, v);
         let mask = (v / 2) as u32; // a mask id in the middle, never assumed last
@@ -352,7 +363,10 @@ fn extreme_and_degenerate_rows_match_the_reference() {
             let (c, r) = (c[[0, i]], r[[0, i]]);
             assert_eq!(c.argmax, r.argmax, "τ {tau} row {i}");
             assert!((c.logsumexp - r.logsumexp).abs() <= 1e-6 + 1e-15 * r.logsumexp.abs());
-            assert!((c.entropy - r.entropy).abs() <= 1e-5, "τ {tau} row {i}: {c:?} {r:?}");
+            assert!(
+                (c.entropy - r.entropy).abs() <= 1e-5,
+                "τ {tau} row {i}: {c:?} {r:?}"
+            );
             assert!((c.margin - r.margin).abs() <= 1e-6);
             assert_ne!(c.token, 3);
             if i == 0 || i == 5 {
@@ -383,7 +397,12 @@ fn draws_fit_the_tempered_softmax() {
         let (b, l) = (4, 10_000);
         let x = Array3::from_shape_fn((b, l, v), |(_, _, k)| logits[k]);
         let streams = [5, 6, 7, 8];
-        let out = run(&CpuBackend::new(), x.view(), &spec(tau, excluded.clone()), &streams);
+        let out = run(
+            &CpuBackend::new(),
+            x.view(),
+            &spec(tau, excluded.clone()),
+            &streams,
+        );
         let mut counts = vec![0u64; v];
         for s in out.iter() {
             counts[s.token as usize] += 1;
@@ -429,9 +448,19 @@ fn thread_count_does_not_change_results() {
         let x = g.logits(4, 37, v);
         let streams = [9, 8, 7, 6];
         for sp in [spec(0.7, vec![1]), spec(1.0, vec![]), spec(0.0, vec![3])] {
-            let one = run(&CpuBackend::with_threads(1).unwrap(), x.view(), &sp, &streams);
+            let one = run(
+                &CpuBackend::with_threads(1).unwrap(),
+                x.view(),
+                &sp,
+                &streams,
+            );
             for t in [2, 4] {
-                let many = run(&CpuBackend::with_threads(t).unwrap(), x.view(), &sp, &streams);
+                let many = run(
+                    &CpuBackend::with_threads(t).unwrap(),
+                    x.view(),
+                    &sp,
+                    &streams,
+                );
                 assert_identical(&one, &many, &format!("{t} threads V {v}"));
             }
             let global = run(&CpuBackend::new(), x.view(), &sp, &streams);
@@ -448,7 +477,10 @@ fn batch_permutation_does_not_change_results() {
     let perm = [3usize, 0, 4, 1, 2];
     let xp = ndarray::stack(
         Axis(0),
-        &perm.iter().map(|&p| x.index_axis(Axis(0), p)).collect::<Vec<_>>(),
+        &perm
+            .iter()
+            .map(|&p| x.index_axis(Axis(0), p))
+            .collect::<Vec<_>>(),
     )
     .unwrap();
     let sp_streams: Vec<u64> = perm.iter().map(|&p| streams[p]).collect();
@@ -492,7 +524,12 @@ fn every_instruction_set_gives_identical_bits() {
                 &[1, 2],
             );
             for &lv in &levels[1..] {
-                let o = run(&CpuBackend::new().with_simd(lv).unwrap(), x.view(), &sp, &[1, 2]);
+                let o = run(
+                    &CpuBackend::new().with_simd(lv).unwrap(),
+                    x.view(),
+                    &sp,
+                    &[1, 2],
+                );
                 assert_identical(&base, &o, &format!("{lv:?} V {v} {sp:?}"));
             }
         }
@@ -528,7 +565,13 @@ fn selection_mask_is_respected_and_unselected_rows_are_not_read() {
     };
     let mut out = Array2::from_elem((b, l), sentinel);
     CpuBackend::new()
-        .summarize(poisoned.view(), Some(sel.view()), &sp, &rng(&[1, 2, 3]), out.view_mut())
+        .summarize(
+            poisoned.view(),
+            Some(sel.view()),
+            &sp,
+            &rng(&[1, 2, 3]),
+            out.view_mut(),
+        )
         .unwrap();
     for ((bi, i), &on) in sel.indexed_iter() {
         if on {
@@ -541,7 +584,13 @@ fn selection_mask_is_respected_and_unselected_rows_are_not_read() {
     let none = Array2::from_elem((b, l), false);
     let mut out2 = Array2::from_elem((b, l), sentinel);
     CpuBackend::new()
-        .summarize(poisoned.view(), Some(none.view()), &sp, &rng(&[1, 2, 3]), out2.view_mut())
+        .summarize(
+            poisoned.view(),
+            Some(none.view()),
+            &sp,
+            &rng(&[1, 2, 3]),
+            out2.view_mut(),
+        )
         .unwrap();
     assert!(out2.iter().all(|s| *s == sentinel));
 }
@@ -562,7 +611,13 @@ fn strided_input_gives_the_same_results() {
     // A non-contiguous output view is fine too.
     let mut big = Array2::from_elem((2, 10), RowSummary::default());
     CpuBackend::new()
-        .summarize(x.view(), None, &sp, &rng(&[3, 4]), big.slice_mut(s![.., ..;2]))
+        .summarize(
+            x.view(),
+            None,
+            &sp,
+            &rng(&[3, 4]),
+            big.slice_mut(s![.., ..;2]),
+        )
         .unwrap();
     for bi in 0..2 {
         for i in 0..5 {
@@ -576,7 +631,9 @@ fn bad_input_gives_the_reference_errors() {
     let x = Array3::<f32>::zeros((2, 3, 4));
     let mut out = Array2::from_elem((2, 3), RowSummary::default());
     let good = spec(1.0, vec![]);
-    let cases: Vec<(Array3<f32>, RowSpec, Vec<u64>, (usize, usize))> = {
+    /// (logits, spec, streams, out shape)
+    type Case = (Array3<f32>, RowSpec, Vec<u64>, (usize, usize));
+    let cases: Vec<Case> = {
         let mut nan = x.clone();
         nan[[1, 2, 0]] = f32::NAN;
         let mut nan_excluded = x.clone();

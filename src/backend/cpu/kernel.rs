@@ -246,7 +246,11 @@ fn pass_impl<const TEMPER: bool, const ENT: bool, const TOP2: bool>(
             start = end;
         }
     }
-    let second = if TOP2 { second_largest(&t1, &t2) } else { f32::NEG_INFINITY };
+    let second = if TOP2 {
+        second_largest(&t1, &t2)
+    } else {
+        f32::NEG_INFINITY
+    };
     PassOut {
         m,
         argmax,
@@ -272,11 +276,7 @@ fn second_largest(t1: &[f32; LANES], t2: &[f32; LANES]) -> f32 {
 
 /// Maximum of a block; in `TOP2` mode also updates the per-lane top-2 `(t1 ≥ t2)`.
 #[inline(always)]
-fn block_max<const TOP2: bool>(
-    xb: &[f32],
-    t1: &mut [f32; LANES],
-    t2: &mut [f32; LANES],
-) -> f32 {
+fn block_max<const TOP2: bool>(xb: &[f32], t1: &mut [f32; LANES], t2: &mut [f32; LANES]) -> f32 {
     let mut lm = [f32::NEG_INFINITY; LANES];
     let mut chunks = xb.chunks_exact(LANES);
     for c in &mut chunks {
@@ -310,52 +310,77 @@ fn max_lane<const TOP2: bool>(x: f32, lm: &mut f32, t1: &mut f32, t2: &mut f32) 
 
 /// `(Σ exp(x − m), Σ exp((x − m)·inv_tau), Σ exp(x − m)·(x − m))` over a block, the last
 /// two only in their modes (else 0).
+///
+/// Element-wise loops fill `f32` buffers (vectorised at the full register width; the
+/// buffers live in L1), then the buffers are added into [`LANES`] `f64` accumulators,
+/// id `k` into lane `k mod LANES`; the zero padding past the block's end adds exact zeros.
 #[inline(always)]
 fn block_sums<const TEMPER: bool, const ENT: bool>(
     xb: &[f32],
     m: f32,
     inv_tau: f32,
 ) -> (f64, f64, f64) {
-    let mut s = [0f64; LANES];
-    let mut st = [0f64; LANES];
-    let mut t = [0f64; LANES];
-    let mut chunks = xb.chunks_exact(LANES);
-    for c in &mut chunks {
-        let c: &[f32; LANES] = c.try_into().expect("chunks_exact yields LANES");
-        for j in 0..LANES {
-            sum_lane::<TEMPER, ENT>(c[j], m, inv_tau, &mut s[j], &mut st[j], &mut t[j]);
+    let n = xb.len();
+    debug_assert!(n <= BLOCK);
+    let mut e = [0f32; BLOCK];
+    let mut yc = [0f32; BLOCK];
+    let mut et = [0f32; BLOCK];
+    for (o, &x) in e[..n].iter_mut().zip(xb) {
+        *o = exp_nonpositive(x - m);
+    }
+    if ENT {
+        for (o, &x) in yc[..n].iter_mut().zip(xb) {
+            *o = clamp_cut(x - m);
         }
     }
-    for (j, &x) in chunks.remainder().iter().enumerate() {
-        sum_lane::<TEMPER, ENT>(x, m, inv_tau, &mut s[j], &mut st[j], &mut t[j]);
+    if TEMPER {
+        for (o, &x) in et[..n].iter_mut().zip(xb) {
+            *o = exp_nonpositive((x - m) * inv_tau);
+        }
     }
-    (
-        sum_lanes(&s),
-        if TEMPER { sum_lanes(&st) } else { 0.0 },
-        if ENT { sum_lanes(&t) } else { 0.0 },
-    )
-}
-
-#[inline(always)]
-fn sum_lane<const TEMPER: bool, const ENT: bool>(
-    x: f32,
-    m: f32,
-    inv_tau: f32,
-    s: &mut f64,
-    st: &mut f64,
-    t: &mut f64,
-) {
-    let y = x - m;
-    let e = exp_nonpositive(y);
-    *s += e as f64;
+    let full = n.div_ceil(LANES) * LANES;
+    let mut st = 0.0;
+    let mut t = 0.0;
+    let s = accumulate(&e[..full]);
     if ENT {
-        // y = −∞ has e = 0 and must contribute 0, not 0·∞ (a NaN y still yields NaN via e).
-        let yc = if y >= EXP_CUTOFF { y } else { 0.0 };
-        *t += e as f64 * yc as f64;
+        let mut acc = [0f64; LANES];
+        for (ec, yv) in e[..full]
+            .chunks_exact(LANES)
+            .zip(yc[..full].chunks_exact(LANES))
+        {
+            let ec: &[f32; LANES] = ec.try_into().expect("LANES");
+            let yv: &[f32; LANES] = yv.try_into().expect("LANES");
+            for j in 0..LANES {
+                acc[j] += ec[j] as f64 * yv[j] as f64;
+            }
+        }
+        t = sum_lanes(&acc);
     }
     if TEMPER {
-        *st += exp_nonpositive(y * inv_tau) as f64;
+        st = accumulate(&et[..full]);
     }
+    (s, st, t)
+}
+
+/// `Σ x` over `xs` (a multiple of [`LANES`] long): `x_k` into `f64` lane `k mod LANES`,
+/// then [`sum_lanes`].
+#[inline(always)]
+fn accumulate(xs: &[f32]) -> f64 {
+    let mut acc = [0f64; LANES];
+    for c in xs.chunks_exact(LANES) {
+        let c: &[f32; LANES] = c.try_into().expect("LANES");
+        for j in 0..LANES {
+            acc[j] += c[j] as f64;
+        }
+    }
+    sum_lanes(&acc)
+}
+
+/// `y`, or 0 below the `exp` cut-off: `y = −∞` has weight 0 and must add `0·0` to the
+/// entropy sum, not `0·∞` (a NaN `y` still makes the sum NaN through its weight).
+#[inline(always)]
+fn clamp_cut(y: f32) -> f32 {
+    if y >= EXP_CUTOFF { y } else { 0.0 }
 }
 
 /// Sum of the lanes by a fixed pairwise tree.

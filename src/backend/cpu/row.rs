@@ -129,13 +129,7 @@ impl Scale {
 
 /// The inverse-CDF walk: the first id whose cumulative weight exceeds `target`.
 /// (`None` only if no block has positive weight, which the maximum's block rules out.)
-fn draw(
-    row: &[f32],
-    p: &RowParams<'_>,
-    blocks: &[BlockRec],
-    m: f64,
-    target: f64,
-) -> Option<usize> {
+fn draw(row: &[f32], p: &RowParams<'_>, blocks: &[BlockRec], m: f64, target: f64) -> Option<usize> {
     let temper = p.mode.temper;
     let mut scale = Scale::default();
     let mut cum = 0.0f64;
@@ -181,10 +175,7 @@ fn walk_block(row: &[f32], blk: &BlockRec, inv_tau: f32, temper: bool, rem: f64)
 /// The error for the first NaN or `+∞` of a row (the reference's error, same index).
 #[cold]
 fn first_non_finite(row: &[f32], at: RowAt) -> Error {
-    match row
-        .iter()
-        .position(|x| x.is_nan() || *x == f32::INFINITY)
-    {
+    match row.iter().position(|x| x.is_nan() || *x == f32::INFINITY) {
         Some(k) => Error::NonFinite {
             arg: "logits",
             index: at.base + k,
