@@ -5,9 +5,10 @@
 //!   pool (all cores) with the fastest instruction set; variants `greedy` (τ = 0),
 //!   `tau1` (τ = 1), `tau1_entropy_margin` (τ = 1 with entropy and margin) and `tau0.7`
 //!   (a tempered draw: a second `exp` per logit). The mask id `V − 1` is excluded.
-//! * `roofline/read`: a parallel `f32` sum of the same tensor (16 lanes): the streaming
-//!   bound. `roofline/sum_exp`: a parallel `Σ exp(x − c)` with the backend's `exp` over the
-//!   same tensor (16 lanes, no max, no `f64`): the exponential bound.
+//! * `roofline/read`: a parallel `f32` sum of the same tensor (16 lanes, on all threads):
+//!   the streaming bound.
+//! * `in_cache/<variant>/1x8x16384`: one thread on a 512 KiB input that stays in L2,
+//!   called repeatedly: the per-core compute bound of the kernel (no DRAM traffic).
 //!
 //! Throughput is `Elements(B·L·V)`; logits are `3·(U₁ + U₂ + U₃ + U₄ − 2)` from a
 //! splitmix hash (fast to generate in parallel; the distribution does not matter for the
@@ -24,7 +25,6 @@ use rayon::prelude::*;
 
 use common::config;
 use discrete_diffusion::backend::cpu::CpuBackend;
-use discrete_diffusion::backend::cpu::exp::exp_nonpositive;
 use discrete_diffusion::backend::{Backend, BatchRng, RowSpec, RowSummary};
 use discrete_diffusion::rng::Purpose;
 
@@ -51,6 +51,22 @@ fn logits(b: usize, l: usize, v: usize) -> Array3<f32> {
     Array3::from_shape_vec((b, l, v), data).expect("shape")
 }
 
+/// The benchmarked specs; the mask id `V − 1` is excluded.
+fn variants(v: usize) -> Vec<(&'static str, RowSpec)> {
+    let spec = |temperature: f64, stats: bool| RowSpec {
+        temperature,
+        excluded: vec![(v - 1) as u32],
+        entropy: stats,
+        margin: stats,
+    };
+    vec![
+        ("greedy", spec(0.0, false)),
+        ("tau1", spec(1.0, false)),
+        ("tau1_entropy_margin", spec(1.0, true)),
+        ("tau0.7", spec(0.7, false)),
+    ]
+}
+
 fn read_sum(x: &[f32]) -> f32 {
     x.par_chunks(1 << 16)
         .map(|c| {
@@ -58,20 +74,6 @@ fn read_sum(x: &[f32]) -> f32 {
             for ch in c.chunks_exact(16) {
                 for j in 0..16 {
                     acc[j] += ch[j];
-                }
-            }
-            acc.iter().sum::<f32>()
-        })
-        .sum()
-}
-
-fn exp_sum(x: &[f32]) -> f32 {
-    x.par_chunks(1 << 16)
-        .map(|c| {
-            let mut acc = [0f32; 16];
-            for ch in c.chunks_exact(16) {
-                for j in 0..16 {
-                    acc[j] += exp_nonpositive(ch[j] - 7.0);
                 }
             }
             acc.iter().sum::<f32>()
@@ -95,64 +97,21 @@ fn summarize(c: &mut Criterion) {
             purpose: Purpose::CATEGORICAL,
         };
         let mut out = Array2::from_elem((b, l), RowSummary::default());
-        let mask = vec![(v - 1) as u32];
-        let variants = [
-            (
-                "greedy",
-                RowSpec {
-                    temperature: 0.0,
-                    excluded: mask.clone(),
-                    entropy: false,
-                    margin: false,
-                },
-            ),
-            (
-                "tau1",
-                RowSpec {
-                    temperature: 1.0,
-                    excluded: mask.clone(),
-                    entropy: false,
-                    margin: false,
-                },
-            ),
-            (
-                "tau1_entropy_margin",
-                RowSpec {
-                    temperature: 1.0,
-                    excluded: mask.clone(),
-                    entropy: true,
-                    margin: true,
-                },
-            ),
-            (
-                "tau0.7",
-                RowSpec {
-                    temperature: 0.7,
-                    excluded: mask.clone(),
-                    entropy: false,
-                    margin: false,
-                },
-            ),
-        ];
-
         let mut g = c.benchmark_group("roofline");
         g.throughput(Throughput::Elements(n));
         g.sample_size(10).measurement_time(Duration::from_secs(3));
         g.bench_function(BenchmarkId::new("read", &id), |bch| {
             bch.iter(|| black_box(read_sum(black_box(flat))))
         });
-        g.bench_function(BenchmarkId::new("sum_exp", &id), |bch| {
-            bch.iter(|| black_box(exp_sum(black_box(flat))))
-        });
         g.finish();
 
         let mut g = c.benchmark_group("summarize");
         g.throughput(Throughput::Elements(n));
         g.sample_size(10).measurement_time(Duration::from_secs(3));
-        for (name, spec) in &variants {
-            g.bench_function(BenchmarkId::new(*name, &id), |bch| {
+        for (name, spec) in variants(v) {
+            g.bench_function(BenchmarkId::new(name, &id), |bch| {
                 bch.iter(|| {
-                    cpu.summarize(black_box(x.view()), None, spec, &rng, out.view_mut())
+                    cpu.summarize(black_box(x.view()), None, &spec, &rng, out.view_mut())
                         .expect("valid input");
                     black_box(&out);
                 })
@@ -162,9 +121,34 @@ fn summarize(c: &mut Criterion) {
     }
 }
 
+fn in_cache(c: &mut Criterion) {
+    let one = CpuBackend::with_threads(1).expect("a 1-thread pool");
+    let (b, l, v) = (1usize, 8usize, 16384usize);
+    let x = logits(b, l, v);
+    let rng = BatchRng {
+        seed: 1,
+        streams: &[0],
+        step: 0,
+        purpose: Purpose::CATEGORICAL,
+    };
+    let mut out = Array2::from_elem((b, l), RowSummary::default());
+    let mut g = c.benchmark_group("in_cache");
+    g.throughput(Throughput::Elements((b * l * v) as u64));
+    for (name, spec) in variants(v) {
+        g.bench_function(BenchmarkId::new(name, format!("{b}x{l}x{v}")), |bch| {
+            bch.iter(|| {
+                one.summarize(black_box(x.view()), None, &spec, &rng, out.view_mut())
+                    .expect("valid input");
+                black_box(&out);
+            })
+        });
+    }
+    g.finish();
+}
+
 criterion_group! {
     name = benches;
     config = config();
-    targets = summarize
+    targets = summarize, in_cache
 }
 criterion_main!(benches);

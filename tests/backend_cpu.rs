@@ -332,6 +332,31 @@ fn matches_the_reference() {
     );
 }
 
+/// Rows built so that a CDF boundary sits on the row's uniform (up to the `f32` rounding
+/// of the logits): here the CPU and the reference do disagree, and `compare` checks that
+/// each disagreement is within the derived CDF perturbation of that boundary.
+#[test]
+fn disagreements_happen_only_at_cdf_boundaries() {
+    let (b, l) = (2, 500);
+    let streams = [21u64, 22];
+    let mut x = Array3::<f32>::zeros((b, l, 3));
+    for bi in 0..b {
+        for i in 0..l {
+            let u = rng(&streams).uniform(RngKey::for_stream(0xD1FF, streams[bi]), i);
+            // p = (u, (1 − u)/2, (1 − u)/2): the boundary F(0) = u.
+            x[[bi, i, 0]] = u.ln() as f32;
+            x[[bi, i, 1]] = ((1.0 - u) / 2.0).ln() as f32;
+            x[[bi, i, 2]] = ((1.0 - u) / 2.0).ln() as f32;
+        }
+    }
+    let (n, dis, _) = compare(&x, &spec(1.0, vec![]), &streams);
+    eprintln!("adversarial rows: {dis} boundary disagreements in {n} rows");
+    assert!(
+        dis > 0,
+        "the adversarial rows should exercise the boundary check"
+    );
+}
+
 #[test]
 fn extreme_and_degenerate_rows_match_the_reference() {
     let v = 40;

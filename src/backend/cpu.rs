@@ -86,7 +86,7 @@ use row::{RowAt, RowParams};
 const INV_TAU_RANGE: (f64, f64) = (8.673_617_379_884_035e-19, 1.152_921_504_606_847e18);
 
 /// Work chunks per thread (load balance; results do not depend on it).
-const CHUNKS_PER_THREAD: usize = 4;
+const CHUNKS_PER_THREAD: usize = 16;
 
 /// The multi-threaded, SIMD CPU implementation of [`Backend`] (see the module docs).
 #[derive(Clone, Debug)]
