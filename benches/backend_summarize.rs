@@ -7,8 +7,9 @@
 //!   (a tempered draw: a second `exp` per logit). The mask id `V − 1` is excluded.
 //! * `roofline/read`: a parallel `f32` sum of the same tensor (16 lanes, on all threads):
 //!   the streaming bound.
-//! * `in_cache/<variant>/1x8x16384`: one thread on a 512 KiB input that stays in L2,
-//!   called repeatedly: the per-core compute bound of the kernel (no DRAM traffic).
+//! * `in_cache/<variant>/1x64x16384`: one thread on a 4 MiB input that stays in the L3
+//!   cache, called repeatedly: the per-core compute rate of the kernel without DRAM
+//!   traffic.
 //!
 //! Throughput is `Elements(B·L·V)`; logits are `3·(U₁ + U₂ + U₃ + U₄ − 2)` from a
 //! splitmix hash (fast to generate in parallel; the distribution does not matter for the
@@ -123,7 +124,7 @@ fn summarize(c: &mut Criterion) {
 
 fn in_cache(c: &mut Criterion) {
     let one = CpuBackend::with_threads(1).expect("a 1-thread pool");
-    let (b, l, v) = (1usize, 8usize, 16384usize);
+    let (b, l, v) = (1usize, 64usize, 16384usize);
     let x = logits(b, l, v);
     let rng = BatchRng {
         seed: 1,

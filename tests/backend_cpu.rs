@@ -245,7 +245,7 @@ fn compare(x: &Array3<f32>, spec: &RowSpec, streams: &[u64]) -> (usize, usize, f
                 "margin {at}"
             );
             let tol_h =
-                1.1 * (d * (1.0 + 2.0 * ex.a) + U32 * (2.0 * ex.a + ex.a * ex.a + ex.b)) + 1e-12;
+                1.1 * (d * (1.0 + 2.0 * ex.a) + U32 * (3.0 * ex.a + ex.a * ex.a + ex.b)) + 1e-12;
             assert!((c.entropy - r.entropy).abs() <= tol_h, "entropy {at}");
             if spec.temperature == 0.0 {
                 assert_eq!(c.token, c.argmax, "{at}");

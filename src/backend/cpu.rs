@@ -16,6 +16,9 @@
 //!   that block: `O(V/256 + 256)` work instead of a second pass over the row;
 //! * excluded ids are skipped as segment boundaries (no per-element mask).
 //!
+//! Errors are those of the reference, for the first bad row in `(b, i)` order, and on
+//! error `out` is left untouched (rows are summarised into a buffer first).
+//!
 //! Extra memory is `O(B·L)` (the selected positions and their summaries) plus
 //! `O(V/256)` scratch per work chunk (a copy of the row, `O(V)`, only for rows that are
 //! not contiguous in memory): never a `[B, L, V]` temporary (`tests/backend_memory.rs`).
@@ -32,8 +35,9 @@
 //!   `E_p|ℓ − m| = H − ln S ≤ ln V`), and so `token_logprob` (same token);
 //! * `margin` within `margin · (δ + 2⁻²⁴ ln V)` (`p₁ − p₂ = (1 − e^{ℓ₂−m})/S` with an exact
 //!   `f64` numerator);
-//! * `entropy` within `δ(1 + 2A) + 2⁻²⁴(2A + A² + B)`, `A = E_p|ℓ − m|`,
-//!   `B = E_p(ℓ − m)²` (first order in the per-weight errors `δ + 2⁻²⁴|ℓ − m|`);
+//! * `entropy` within `δ(1 + 2A) + 2⁻²⁴(3A + A² + B)`, `A = E_p|ℓ − m|`,
+//!   `B = E_p(ℓ − m)²` (first order in the per-weight errors `δ + 2⁻²⁴|ℓ − m|` and the
+//!   `f32` rounding of each product `e^{ℓ−m}·(ℓ − m)`);
 //! * the drawn token equals the reference's except when the uniform falls within the
 //!   perturbation of a CDF boundary (a `~δ`-wide window per row; `tests/backend_cpu.rs`
 //!   counts them). Temperatures are applied as `(ℓ − m)·τ⁻¹` with `τ⁻¹` rounded to `f32`

@@ -9,8 +9,9 @@
 //! 2. if it exceeds the running maximum `m`, `m` is raised and the argmax located in the
 //!    block (the first occurrence: earlier blocks are strictly smaller);
 //! 3. the block sums relative to the current `m`, in [`LANES`] `f64` accumulators:
-//!    `s = Σ exp(x − m)`, `t = Σ exp(x − m)·(x − m)` (entropy) and
-//!    `st = Σ exp((x − m)·τ⁻¹)` (tempered draws), reduced by a fixed pairwise tree.
+//!    `s = Σ exp(x − m)`, `t = Σ exp(x − m)·(x − m)` (entropy; each product formed in
+//!    `f32`) and `st = Σ exp((x − m)·τ⁻¹)` (tempered draws), reduced by a fixed pairwise
+//!    tree.
 //!
 //! Blocks keep their own `m` (a [`BlockRec`]); the caller rescales them to the final
 //! maximum once per row — the "online rescaling" without a per-element rescale — and
@@ -323,14 +324,15 @@ fn block_sums<const TEMPER: bool, const ENT: bool>(
     let n = xb.len();
     debug_assert!(n <= BLOCK);
     let mut e = [0f32; BLOCK];
-    let mut yc = [0f32; BLOCK];
+    let mut ey = [0f32; BLOCK];
     let mut et = [0f32; BLOCK];
     for (o, &x) in e[..n].iter_mut().zip(xb) {
         *o = exp_nonpositive(x - m);
     }
     if ENT {
-        for (o, &x) in yc[..n].iter_mut().zip(xb) {
-            *o = clamp_cut(x - m);
+        // e·(x − m) in `f32` (one more rounding, relative 2⁻²⁴ per term), summed in `f64`.
+        for ((o, &x), &w) in ey[..n].iter_mut().zip(xb).zip(&e[..n]) {
+            *o = w * clamp_cut(x - m);
         }
     }
     if TEMPER {
@@ -343,18 +345,7 @@ fn block_sums<const TEMPER: bool, const ENT: bool>(
     let mut t = 0.0;
     let s = accumulate(&e[..full]);
     if ENT {
-        let mut acc = [0f64; LANES];
-        for (ec, yv) in e[..full]
-            .chunks_exact(LANES)
-            .zip(yc[..full].chunks_exact(LANES))
-        {
-            let ec: &[f32; LANES] = ec.try_into().expect("LANES");
-            let yv: &[f32; LANES] = yv.try_into().expect("LANES");
-            for j in 0..LANES {
-                acc[j] += ec[j] as f64 * yv[j] as f64;
-            }
-        }
-        t = sum_lanes(&acc);
+        t = accumulate(&ey[..full]);
     }
     if TEMPER {
         st = accumulate(&et[..full]);
