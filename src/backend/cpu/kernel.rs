@@ -1,0 +1,401 @@
+//! The hot loop of the CPU backend — one pass over a row in blocks — and its run-time
+//! dispatch to SSE2 (portable), AVX2 + FMA or AVX-512 code (DESIGN §3.8).
+//!
+//! The row's allowed ids form segments (the complement of the excluded ids). Each segment
+//! is cut into blocks of [`BLOCK`] logits; for each block, still in L1:
+//!
+//! 1. the block maximum over [`LANES`] independent lanes (and, for the margin, per-lane
+//!    top-2 values carried across the whole row);
+//! 2. if it exceeds the running maximum `m`, `m` is raised and the argmax located in the
+//!    block (the first occurrence: earlier blocks are strictly smaller);
+//! 3. the block sums relative to the current `m`, in [`LANES`] `f64` accumulators:
+//!    `s = Σ exp(x − m)`, `t = Σ exp(x − m)·(x − m)` (entropy; each product formed in
+//!    `f32`) and `st = Σ exp((x − m)·τ⁻¹)` (tempered draws), reduced by a fixed pairwise
+//!    tree.
+//!
+//! Blocks keep their own `m` (a [`BlockRec`]); the caller rescales them to the final
+//! maximum once per row — the "online rescaling" without a per-element rescale — and
+//! walks them for the inverse-CDF draw. Memory traffic is one read of the row.
+//!
+//! All arithmetic is IEEE `f32`/`f64` `+ − ×` in a fixed order on explicit lane arrays (no
+//! `mul_add`, no reassociation), so every dispatch path returns identical bits; the
+//! compiler auto-vectorises the lane loops to the width of the enabled instruction set.
+#![allow(unsafe_code)]
+
+use super::exp::{EXP_CUTOFF, exp_nonpositive};
+
+/// Independent accumulators per loop (one AVX-512 register of `f32`).
+pub(crate) const LANES: usize = 16;
+/// Logits per block (1 KiB: in L1 for the second look at it).
+pub(crate) const BLOCK: usize = 256;
+
+/// The instruction set the hot loops run on. Every level returns bit-identical results.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Simd {
+    /// Baseline code of the compilation target (SSE2 on `x86_64`).
+    Portable,
+    /// AVX2 + FMA (`x86_64`, detected at run time; FMA is enabled but never used to fuse).
+    Avx2,
+    /// AVX-512 F/DQ/VL/BW (`x86_64`, detected at run time).
+    Avx512,
+}
+
+impl Simd {
+    /// Whether this machine can run `self`.
+    pub fn is_available(self) -> bool {
+        match self {
+            Simd::Portable => true,
+            #[cfg(target_arch = "x86_64")]
+            Simd::Avx2 => {
+                std::arch::is_x86_feature_detected!("avx2")
+                    && std::arch::is_x86_feature_detected!("fma")
+            }
+            #[cfg(target_arch = "x86_64")]
+            Simd::Avx512 => {
+                Simd::Avx2.is_available()
+                    && std::arch::is_x86_feature_detected!("avx512f")
+                    && std::arch::is_x86_feature_detected!("avx512dq")
+                    && std::arch::is_x86_feature_detected!("avx512vl")
+                    && std::arch::is_x86_feature_detected!("avx512bw")
+            }
+            #[cfg(not(target_arch = "x86_64"))]
+            _ => false,
+        }
+    }
+
+    /// Every level this machine can run, slowest first.
+    pub fn available() -> Vec<Simd> {
+        [Simd::Portable, Simd::Avx2, Simd::Avx512]
+            .into_iter()
+            .filter(|s| s.is_available())
+            .collect()
+    }
+
+    /// The fastest available level.
+    pub fn best() -> Simd {
+        *Simd::available().last().unwrap_or(&Simd::Portable)
+    }
+}
+
+/// One block's sums relative to the running maximum `m` at the time it was read.
+#[derive(Clone, Copy, Debug, Default)]
+pub(crate) struct BlockRec {
+    /// The running maximum the sums are relative to.
+    pub m: f32,
+    /// First id of the block.
+    pub start: usize,
+    /// Number of ids.
+    pub len: usize,
+    /// `Σ exp(x − m)`.
+    pub s: f64,
+    /// `Σ exp((x − m)·τ⁻¹)` (tempered mode only).
+    pub st: f64,
+    /// `Σ exp(x − m)·(x − m)` (entropy mode only).
+    pub t: f64,
+}
+
+/// What the pass found besides the blocks.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct PassOut {
+    /// The row maximum over allowed ids (`−∞` if none is finite; NaN ignored).
+    pub m: f32,
+    /// Its first index (meaningless when `m = −∞`).
+    pub argmax: usize,
+    /// The second-largest allowed logit, counting ties (margin mode only; else `−∞`).
+    pub second: f32,
+    /// A NaN was seen in a block whose other entries are all `−∞` (elsewhere NaN shows up
+    /// as a NaN sum).
+    pub nan: bool,
+}
+
+/// Which optional accumulators a pass needs.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct Mode {
+    /// Tempered sums `st` (temperature not in {0, 1}).
+    pub temper: bool,
+    /// Entropy sums `t`.
+    pub entropy: bool,
+    /// Per-lane top-2 for the margin.
+    pub top2: bool,
+}
+
+/// Runs the pass on `level` (falling back to the portable code if the level is not
+/// available — results are identical anyway).
+pub(crate) fn pass(
+    level: Simd,
+    mode: Mode,
+    row: &[f32],
+    segs: &[(usize, usize)],
+    inv_tau: f32,
+    blocks: &mut Vec<BlockRec>,
+) -> PassOut {
+    match level {
+        #[cfg(target_arch = "x86_64")]
+        Simd::Avx512 if Simd::Avx512.is_available() => {
+            // SAFETY: `pass_avx512` only requires the target features it enables, and
+            // `Simd::Avx512.is_available()` has just checked each of them at run time.
+            unsafe { pass_avx512(mode, row, segs, inv_tau, blocks) }
+        }
+        #[cfg(target_arch = "x86_64")]
+        Simd::Avx2 | Simd::Avx512 if Simd::Avx2.is_available() => {
+            // SAFETY: `pass_avx2` only requires AVX2 and FMA, which
+            // `Simd::Avx2.is_available()` has just checked at run time.
+            unsafe { pass_avx2(mode, row, segs, inv_tau, blocks) }
+        }
+        _ => pass_portable(mode, row, segs, inv_tau, blocks),
+    }
+}
+
+/// Expands to the monomorphised pass for `mode` (8 variants).
+macro_rules! dispatch_mode {
+    ($mode:expr, $($arg:expr),*) => {
+        match ($mode.temper, $mode.entropy, $mode.top2) {
+            (false, false, false) => pass_impl::<false, false, false>($($arg),*),
+            (false, false, true) => pass_impl::<false, false, true>($($arg),*),
+            (false, true, false) => pass_impl::<false, true, false>($($arg),*),
+            (false, true, true) => pass_impl::<false, true, true>($($arg),*),
+            (true, false, false) => pass_impl::<true, false, false>($($arg),*),
+            (true, false, true) => pass_impl::<true, false, true>($($arg),*),
+            (true, true, false) => pass_impl::<true, true, false>($($arg),*),
+            (true, true, true) => pass_impl::<true, true, true>($($arg),*),
+        }
+    };
+}
+
+fn pass_portable(
+    mode: Mode,
+    row: &[f32],
+    segs: &[(usize, usize)],
+    inv_tau: f32,
+    blocks: &mut Vec<BlockRec>,
+) -> PassOut {
+    dispatch_mode!(mode, row, segs, inv_tau, blocks)
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma")]
+fn pass_avx2(
+    mode: Mode,
+    row: &[f32],
+    segs: &[(usize, usize)],
+    inv_tau: f32,
+    blocks: &mut Vec<BlockRec>,
+) -> PassOut {
+    dispatch_mode!(mode, row, segs, inv_tau, blocks)
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma,avx512f,avx512dq,avx512vl,avx512bw")]
+fn pass_avx512(
+    mode: Mode,
+    row: &[f32],
+    segs: &[(usize, usize)],
+    inv_tau: f32,
+    blocks: &mut Vec<BlockRec>,
+) -> PassOut {
+    dispatch_mode!(mode, row, segs, inv_tau, blocks)
+}
+
+#[inline(always)]
+fn fmax(a: f32, b: f32) -> f32 {
+    if a > b { a } else { b }
+}
+
+#[inline(always)]
+fn fmin(a: f32, b: f32) -> f32 {
+    if a < b { a } else { b }
+}
+
+/// The pass over the allowed segments of `row` (see the module docs).
+#[inline(always)]
+fn pass_impl<const TEMPER: bool, const ENT: bool, const TOP2: bool>(
+    row: &[f32],
+    segs: &[(usize, usize)],
+    inv_tau: f32,
+    blocks: &mut Vec<BlockRec>,
+) -> PassOut {
+    blocks.clear();
+    let mut m = f32::NEG_INFINITY;
+    let mut argmax = 0usize;
+    let mut nan = false;
+    let mut t1 = [f32::NEG_INFINITY; LANES];
+    let mut t2 = [f32::NEG_INFINITY; LANES];
+    for &(a, b) in segs {
+        let mut start = a;
+        while start < b {
+            let end = (start + BLOCK).min(b);
+            let xb = &row[start..end];
+            let bm = block_max::<TOP2>(xb, &mut t1, &mut t2);
+            if bm > m {
+                m = bm;
+                argmax = start + xb.iter().position(|&x| x == bm).unwrap_or(0);
+            }
+            if bm == f32::NEG_INFINITY {
+                // Every entry is −∞ (weight 0) or NaN: nothing to sum, but report a NaN.
+                nan |= xb.iter().any(|x| x.is_nan());
+            } else {
+                let (s, st, t) = block_sums::<TEMPER, ENT>(xb, m, inv_tau);
+                blocks.push(BlockRec {
+                    m,
+                    start,
+                    len: end - start,
+                    s,
+                    st,
+                    t,
+                });
+            }
+            start = end;
+        }
+    }
+    let second = if TOP2 {
+        second_largest(&t1, &t2)
+    } else {
+        f32::NEG_INFINITY
+    };
+    PassOut {
+        m,
+        argmax,
+        second,
+        nan,
+    }
+}
+
+/// The second largest of the union of the lanes' top-2 pairs, counting ties.
+#[inline(always)]
+fn second_largest(t1: &[f32; LANES], t2: &[f32; LANES]) -> f32 {
+    let (mut a, mut b) = (f32::NEG_INFINITY, f32::NEG_INFINITY);
+    for &x in t1.iter().chain(t2.iter()) {
+        if x > a {
+            b = a;
+            a = x;
+        } else if x > b {
+            b = x;
+        }
+    }
+    b
+}
+
+/// Maximum of a block; in `TOP2` mode also updates the per-lane top-2 `(t1 ≥ t2)`.
+#[inline(always)]
+fn block_max<const TOP2: bool>(xb: &[f32], t1: &mut [f32; LANES], t2: &mut [f32; LANES]) -> f32 {
+    let mut lm = [f32::NEG_INFINITY; LANES];
+    let mut chunks = xb.chunks_exact(LANES);
+    for c in &mut chunks {
+        let c: &[f32; LANES] = c.try_into().expect("chunks_exact yields LANES");
+        for j in 0..LANES {
+            max_lane::<TOP2>(c[j], &mut lm[j], &mut t1[j], &mut t2[j]);
+        }
+    }
+    for (j, &x) in chunks.remainder().iter().enumerate() {
+        max_lane::<TOP2>(x, &mut lm[j], &mut t1[j], &mut t2[j]);
+    }
+    let mut w = lm;
+    let mut half = LANES / 2;
+    while half > 0 {
+        for j in 0..half {
+            w[j] = fmax(w[j], w[j + half]);
+        }
+        half /= 2;
+    }
+    w[0]
+}
+
+#[inline(always)]
+fn max_lane<const TOP2: bool>(x: f32, lm: &mut f32, t1: &mut f32, t2: &mut f32) {
+    *lm = fmax(x, *lm);
+    if TOP2 {
+        *t2 = fmax(fmin(x, *t1), *t2);
+        *t1 = fmax(x, *t1);
+    }
+}
+
+/// `(Σ exp(x − m), Σ exp((x − m)·inv_tau), Σ exp(x − m)·(x − m))` over a block, the last
+/// two only in their modes (else 0).
+///
+/// Element-wise loops fill `f32` buffers (vectorised at the full register width; the
+/// buffers live in L1), then the buffers are added into [`LANES`] `f64` accumulators,
+/// id `k` into lane `k mod LANES`; the zero padding past the block's end adds exact zeros.
+#[inline(always)]
+fn block_sums<const TEMPER: bool, const ENT: bool>(
+    xb: &[f32],
+    m: f32,
+    inv_tau: f32,
+) -> (f64, f64, f64) {
+    let n = xb.len();
+    debug_assert!(n <= BLOCK);
+    let mut e = [0f32; BLOCK];
+    let mut ey = [0f32; BLOCK];
+    let mut et = [0f32; BLOCK];
+    for (o, &x) in e[..n].iter_mut().zip(xb) {
+        *o = exp_nonpositive(x - m);
+    }
+    if ENT {
+        // e·(x − m) in `f32` (one more rounding, relative 2⁻²⁴ per term), summed in `f64`.
+        for ((o, &x), &w) in ey[..n].iter_mut().zip(xb).zip(&e[..n]) {
+            *o = w * clamp_cut(x - m);
+        }
+    }
+    if TEMPER {
+        for (o, &x) in et[..n].iter_mut().zip(xb) {
+            *o = exp_nonpositive((x - m) * inv_tau);
+        }
+    }
+    let full = n.div_ceil(LANES) * LANES;
+    let mut st = 0.0;
+    let mut t = 0.0;
+    let s = accumulate(&e[..full]);
+    if ENT {
+        t = accumulate(&ey[..full]);
+    }
+    if TEMPER {
+        st = accumulate(&et[..full]);
+    }
+    (s, st, t)
+}
+
+/// `Σ x` over `xs` (a multiple of [`LANES`] long): `x_k` into `f64` lane `k mod LANES`,
+/// then [`sum_lanes`].
+#[inline(always)]
+fn accumulate(xs: &[f32]) -> f64 {
+    let mut acc = [0f64; LANES];
+    for c in xs.chunks_exact(LANES) {
+        let c: &[f32; LANES] = c.try_into().expect("LANES");
+        for j in 0..LANES {
+            acc[j] += c[j] as f64;
+        }
+    }
+    sum_lanes(&acc)
+}
+
+/// `y`, or 0 below the `exp` cut-off: `y = −∞` has weight 0 and must add `0·0` to the
+/// entropy sum, not `0·∞` (a NaN `y` still makes the sum NaN through its weight).
+#[inline(always)]
+fn clamp_cut(y: f32) -> f32 {
+    if y >= EXP_CUTOFF { y } else { 0.0 }
+}
+
+/// Sum of the lanes by a fixed pairwise tree.
+#[inline(always)]
+pub(crate) fn sum_lanes(a: &[f64; LANES]) -> f64 {
+    let mut w = *a;
+    let mut half = LANES / 2;
+    while half > 0 {
+        for j in 0..half {
+            w[j] += w[j + half];
+        }
+        half /= 2;
+    }
+    w[0]
+}
+
+/// The weight `exp((x − m)·inv_tau)` (tempered) or `exp(x − m)` of one logit, with the
+/// same operations as the pass.
+#[inline(always)]
+pub(crate) fn weight(x: f32, m: f32, inv_tau: f32, temper: bool) -> f32 {
+    let y = x - m;
+    if temper {
+        exp_nonpositive(y * inv_tau)
+    } else {
+        exp_nonpositive(y)
+    }
+}
