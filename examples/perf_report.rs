@@ -717,16 +717,24 @@ fn render(
         .map(|t| str_of(&t.rec, "run_id"))
         .filter(|s| !s.is_empty())
         .collect();
-    let _ = writeln!(
-        o,
-        "| PyTorch run(s) | {} (`{}`) |",
-        if runs.is_empty() {
-            "—".to_string()
-        } else {
-            runs.into_iter().collect::<Vec<_>>().join(", ")
-        },
-        torch_sources.join("`, `")
-    );
+    if torch_sources.is_empty() {
+        let _ = writeln!(
+            o,
+            "| PyTorch run(s) | not measured (`scripts/bench_pytorch.sh`) |"
+        );
+    } else {
+        let _ = writeln!(
+            o,
+            "| PyTorch run(s) | {} (`{}`) |",
+            runs.into_iter().collect::<Vec<_>>().join(", "),
+            torch_sources
+                .iter()
+                .map(|p| p.strip_prefix(env!("CARGO_MANIFEST_DIR")).unwrap_or(p))
+                .map(|p| p.trim_start_matches('/'))
+                .collect::<Vec<_>>()
+                .join("`, `")
+        );
+    }
     if let Some(j) = &roof.json {
         let _ = writeln!(
             o,
@@ -799,7 +807,7 @@ fn render(
     );
     let _ = writeln!(
         o,
-        "| step | B×L×V | crate elem/s | % roofline | vs PyTorch (first variant) | target | met |"
+        "| step | B×L×V | crate elem/s | % roofline | vs PyTorch (first variant measured) | target | met |"
     );
     let _ = writeln!(o, "|---|---|---|---|---|---|---|");
     for st in steps {
@@ -810,8 +818,14 @@ fn render(
             let (b, l, v) = SIZES[si];
             let c = rate(st.runner.name, si);
             let frac = read_rate(st.runner.name, si).zip(bound).map(|(r, b)| r / b);
-            let (bench, variant) = st.torch[0];
-            let pt = trec(bench, variant, si).and_then(|t| t.elems_per_s);
+            // The first listed PyTorch variant that has a figure at this size.
+            let (variant, pt) = st
+                .torch
+                .iter()
+                .find_map(|&(bench, variant)| {
+                    Some((variant, trec(bench, variant, si)?.elems_per_s?))
+                })
+                .map_or((st.torch[0].1, None), |(v, p)| (v, Some(p)));
             let ratio = c.zip(pt).map(|(c, p)| c / p);
             let need = if st.greedy { 3.0 } else { 20.0 };
             let met = match (frac, ratio) {

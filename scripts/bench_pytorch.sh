@@ -17,6 +17,8 @@
 #   VENV=target/pytorch-venv   the virtual environment (created on first use; ignored by git)
 #   OUT=target/perf/pytorch.jsonl   appended to; one JSON line per (bench, variant, size, threads)
 #   FRESH=1              truncate OUT first
+#   COMPILED=1           also run bench_compiled.py (eager vs torch.compile for the MDLM and LLaDA
+#                        steps; needs a C++ compiler) into target/perf/pytorch_compiled.jsonl
 #
 # Every line is the reference harness's record (median of the clean reps, elements/s, ...) plus
 # the load average before and after the subprocess, the start time of this run (run_id), the CPU
@@ -26,7 +28,9 @@
 # This is a developer tool (CI never runs it): installing torch from PyPI takes a few minutes and
 # about 3 GB of disk.
 set -euo pipefail
-
+# The whole body is one brace group: bash parses it before running it, so editing this file
+# while it runs cannot change the run.
+{
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$ROOT"
 
@@ -122,4 +126,31 @@ with open(out, "a") as f:
 EOF
     done
 done
+if [[ "${COMPILED:-0}" == 1 ]]; then
+    COUT="$(dirname "$OUT")/pytorch_compiled.jsonl"
+    csizes="$(echo "$SIZES" | tr ' ' ',')"
+    lb="$(loadavg)"
+    echo "== compiled sizes $csizes threads $THREADS (load $lb)" >&2
+    set +e
+    (
+        ulimit -v $((AS_GIB * 1024 * 1024))
+        cd "$BENCH_DIR" && exec "$PY" bench_compiled.py --sizes "$csizes" --threads "$THREADS" --reps 3
+    ) >"$TMP/compiled.jsonl"
+    set -e
+    la="$(loadavg)"
+    "$PY" - "$TMP/compiled.jsonl" "$COUT" "$RUN_ID" "$lb" "$la" <<'EOF'
+import json, sys
+part, out, run_id, lb, la = sys.argv[1:]
+with open(out, "a") as f:
+    for l in open(part):
+        if l.strip().startswith("{"):
+            r = json.loads(l)
+            r.update({"run_id": run_id, "loadavg_before": [float(v) for v in lb.split(",")],
+                      "loadavg_after": [float(v) for v in la.split(",")]})
+            f.write(json.dumps(r) + "\n")
+EOF
+    echo "wrote $COUT" >&2
+fi
 echo "wrote $OUT (run $RUN_ID)" >&2
+exit 0
+}
