@@ -1016,6 +1016,12 @@ fn render(
         "Fast-dLLM's threshold step has no PyTorch reference script; it is compared with \
          LLaDA's greedy step, which does the same per-position work (argmax and softmax \
          confidence) plus a top-k instead of a threshold.",
+        "\"out of memory\" in a PyTorch cell: the script runs each (bench, size) under an \
+         address-space limit (`AS_GIB`, 16 GiB by default on this 24 GiB machine) so that a \
+         step that materialises several `[B, L, V]` temporaries (one-hots in `int64`, `f64` \
+         noise) fails cleanly instead of pushing the machine into the OOM killer; a cell can \
+         be rerun alone with a larger limit, e.g. `AS_GIB=21 SIZES=1 BENCHES=llada \
+         scripts/bench_pytorch.sh` (later records supersede earlier ones).",
         "Sizes 3 and 4 (V = 4 and 25) are dominated by per-row costs (random numbers, \
          bookkeeping), not by the stream of logits; their roofline fraction is low on both \
          sides by nature.",
