@@ -1,0 +1,1109 @@
+//! Regenerates `docs/performance.md`: the crate's fused sampling steps against eager
+//! PyTorch and against this machine's roofline, at the five `(B, L, V)` sizes of issue 3.
+//!
+//! ```sh
+//! scripts/bench_pytorch.sh                       # PyTorch reference → target/perf/pytorch.jsonl
+//! cargo run --release --example roofline         # read bandwidth, exp → target/perf/roofline.json
+//! cargo run --release --example perf_report      # crate timings (in-process) → docs/performance.md
+//! ```
+//!
+//! The crate's steps are timed here, in-process: the median of `PERF_REPS` (default 3)
+//! repetitions after one warm-up call, a repetition being `k` back-to-back calls (`k` chosen
+//! so that a repetition lasts ≥ 0.1 s, as in the PyTorch harness), inside a rayon pool of
+//! `THREADS` (default 2) threads — the thread count the PyTorch figures are read at. The
+//! steps measured are listed in [`crate_steps`]; each names the PyTorch variants it is
+//! compared with. **Until the fused steps and the CPU backend land, every step is measured
+//! through [`placeholder_reference_summarize`]** (the scalar `f64` `ReferenceBackend`), and
+//! the report says so.
+//!
+//! Environment: `THREADS` (2), `PERF_REPS` (3), `PERF_SIZES` (size indices, default
+//! `0,1,2,3,4`), `PERF_DIR` (default `target/perf` under the crate root), `PERF_DOC`
+//! (default `docs/performance.md` under the crate root). The crate's raw timings are also
+//! written to `$PERF_DIR/crate.jsonl`.
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+use std::time::Instant;
+
+use discrete_diffusion::backend::{Backend, BatchRng, ReferenceBackend, RowSpec, RowSummary};
+use discrete_diffusion::rng::{CounterRng, Purpose, RngKey};
+use ndarray::{Array2, Array3, Axis, s};
+use rayon::prelude::*;
+use serde_json::Value;
+
+/// The five `(B, L, V)` sizes of issue 3 (index = the PyTorch scripts' size index).
+const SIZES: [(usize, usize, usize); 5] = [
+    (16, 1024, 32768),
+    (8, 1024, 50257),
+    (64, 256, 4096),
+    (256, 512, 4),
+    (256, 256, 25),
+];
+/// A repetition lasts at least this long (fast calls are batched).
+const MIN_REP_S: f64 = 0.1;
+
+// ------------------------------------------------------------------------------------------
+// What is measured
+// ------------------------------------------------------------------------------------------
+
+/// The inputs of one size, built once, outside the timed region: the same shapes and
+/// statistics as the PyTorch harness (`common.make_logits_and_state`): logits `3·N(0, 1)`,
+/// about half of the positions masked (mask id `V − 1`), the others a random non-mask token.
+/// Some fields are read only by the real steps' runners.
+#[allow(dead_code)]
+struct Workload {
+    b: usize,
+    l: usize,
+    v: usize,
+    /// Model logits `[B, L, V]`.
+    logits: Array3<f32>,
+    /// Current tokens `[B, L]`.
+    tokens: Array2<u32>,
+    /// `tokens == mask`.
+    masked: Array2<bool>,
+    /// The mask id (`V − 1`).
+    mask: u32,
+    /// One random stream per sequence.
+    streams: Vec<u64>,
+    /// The seed of every step's randomness.
+    seed: u64,
+    /// Diffusion time of the step (`t`, and `s = t − dt` for the two-time steps).
+    t: f64,
+    /// Step size (`1/128`, as in the PyTorch scripts).
+    dt: f64,
+    /// Tokens unmasked per sequence by the top-k steps (`L / 64`, as LLaDA's script).
+    k_per_row: usize,
+}
+
+/// Output buffers a step writes (`O(B·L)`), reused across repetitions.
+#[allow(dead_code)]
+struct Scratch {
+    summaries: Array2<RowSummary>,
+    tokens: Array2<u32>,
+}
+
+/// One call of a step over a whole workload.
+type RunFn = Box<dyn Fn(&Workload, &mut Scratch) -> discrete_diffusion::Result<()> + Sync>;
+
+/// Which rows a runner reads (for the fraction of the roofline).
+#[derive(Clone, Copy)]
+#[allow(dead_code)]
+enum Rows {
+    /// Every position's row of `V` logits.
+    All,
+    /// Only the masked positions' rows (carry-over: unmasked positions keep their token).
+    Masked,
+}
+
+/// A measurable piece of crate code. Runners with the same `name` are timed once per size.
+struct Runner {
+    /// Unique id (a crate.jsonl key).
+    name: &'static str,
+    /// What the timing is, for the report.
+    what: &'static str,
+    /// True while this is a stand-in for the real fused step.
+    placeholder: bool,
+    rows: Rows,
+    run: RunFn,
+}
+
+/// One row of the comparison: a step of issue 3, the crate code that implements it and the
+/// PyTorch variants (`(bench, variant)` of `target/perf/pytorch.jsonl`, or
+/// `("compiled", step)` of `target/perf/pytorch_compiled.jsonl`) it is compared with.
+struct CrateStep {
+    id: &'static str,
+    title: &'static str,
+    /// `true` for greedy steps (target ≥ 3× PyTorch), `false` for stochastic (≥ 20×).
+    greedy: bool,
+    torch: &'static [(&'static str, &'static str)],
+    runner: Runner,
+}
+
+/// The steps of the report. **Adding or switching a step is one line here**: when the fused
+/// steps land, replace `placeholder_reference_summarize(τ)` by a runner that calls the step,
+/// e.g. `runner("mdlm_step", "steps::mdlm_step, CpuBackend", Rows::Masked, |w, o| …)`.
+fn crate_steps() -> Vec<CrateStep> {
+    vec![
+        step(
+            "categorical",
+            "Categorical sampling from logits (τ = 1)",
+            false,
+            &[
+                ("e_categorical", "multinomial_softmax"),
+                ("e_categorical", "gumbel_logits"),
+            ],
+            placeholder_reference_summarize(1.0),
+        ),
+        step(
+            "mdlm",
+            "MDLM ancestral step (with carry-over)",
+            false,
+            &[
+                ("a_mdlm", "ddpm_update"),
+                ("a_mdlm", "subs_ddpm_update"),
+                ("compiled", "mdlm_ddpm_update"),
+            ],
+            placeholder_reference_summarize(1.0),
+        ),
+        step(
+            "llada_t1",
+            "LLaDA low-confidence step, temperature 1",
+            false,
+            &[
+                ("b_llada", "T1_f64noise"),
+                ("b_llada", "T1_f32noise"),
+                ("compiled", "llada_T1_f64noise"),
+            ],
+            placeholder_reference_summarize(1.0),
+        ),
+        step(
+            "llada_t0",
+            "LLaDA low-confidence step, greedy (temperature 0)",
+            true,
+            &[("b_llada", "T0_f32"), ("compiled", "llada_T0")],
+            placeholder_reference_summarize(0.0),
+        ),
+        step(
+            "fast_dllm",
+            "Fast-dLLM threshold step, greedy (no PyTorch script: LLaDA's greedy step is the nearest)",
+            true,
+            &[("b_llada", "T0_f32")],
+            placeholder_reference_summarize(0.0),
+        ),
+        step(
+            "dfm",
+            "DFM Euler-jump step (mixture path, mask source)",
+            false,
+            &[
+                ("d_flowmatching", "reimpl_step"),
+                ("d_flowmatching", "fast_step"),
+            ],
+            placeholder_reference_summarize(1.0),
+        ),
+        step(
+            "sedd",
+            "SEDD analytic absorbing step",
+            false,
+            &[("c_sedd", "analytic"), ("c_sedd", "euler")],
+            placeholder_reference_summarize(1.0),
+        ),
+    ]
+}
+
+fn step(
+    id: &'static str,
+    title: &'static str,
+    greedy: bool,
+    torch: &'static [(&'static str, &'static str)],
+    runner: Runner,
+) -> CrateStep {
+    CrateStep {
+        id,
+        title,
+        greedy,
+        torch,
+        runner,
+    }
+}
+
+/// A runner for the real steps (unused until they land; kept so that switching is one
+/// line per step).
+#[allow(dead_code)]
+fn runner(
+    name: &'static str,
+    what: &'static str,
+    rows: Rows,
+    run: impl Fn(&Workload, &mut Scratch) -> discrete_diffusion::Result<()> + Sync + 'static,
+) -> Runner {
+    Runner {
+        name,
+        what,
+        placeholder: false,
+        rows,
+        run: Box::new(run),
+    }
+}
+
+/// **PLACEHOLDER** for a fused step: `ReferenceBackend::summarize` (the scalar `f64` oracle)
+/// over every position at temperature `τ`, the batch split over the rayon pool one sequence
+/// per task (draws are keyed by stream, so the split changes nothing). It reads each row
+/// like a fused step does but is one to two orders of magnitude slower; replace it by the
+/// fused steps of `src/backend/steps` on the `CpuBackend` when they land.
+fn placeholder_reference_summarize(temperature: f64) -> Runner {
+    let (name, what) = if temperature == 0.0 {
+        (
+            "reference_summarize_greedy",
+            "PLACEHOLDER: ReferenceBackend::summarize, τ = 0 (argmax, logsumexp), rayon over sequences",
+        )
+    } else {
+        (
+            "reference_summarize_t1",
+            "PLACEHOLDER: ReferenceBackend::summarize, τ = 1 (inverse-CDF draw), rayon over sequences",
+        )
+    };
+    let spec = RowSpec {
+        temperature,
+        ..RowSpec::default()
+    };
+    Runner {
+        name,
+        what,
+        placeholder: true,
+        rows: Rows::All,
+        run: Box::new(move |w, o| {
+            let outs: Vec<_> = o.summaries.outer_iter_mut().enumerate().collect();
+            outs.into_par_iter().try_for_each(|(bi, out)| {
+                let rng = BatchRng {
+                    seed: w.seed,
+                    streams: &w.streams[bi..bi + 1],
+                    step: 0,
+                    purpose: Purpose::CATEGORICAL,
+                };
+                ReferenceBackend.summarize(
+                    w.logits.slice(s![bi..bi + 1, .., ..]),
+                    None,
+                    &spec,
+                    &rng,
+                    out.insert_axis(Axis(0)),
+                )
+            })
+        }),
+    }
+}
+
+// ------------------------------------------------------------------------------------------
+// Timing
+// ------------------------------------------------------------------------------------------
+
+/// One timed (runner, size).
+#[derive(Clone, Debug)]
+struct Timing {
+    median_s: f64,
+    min_s: f64,
+    times_s: Vec<f64>,
+    calls_per_rep: usize,
+    loadavg_before: Vec<f64>,
+    loadavg_after: Vec<f64>,
+    /// Fraction of rows the runner reads.
+    rows_read: f64,
+}
+
+fn time_runner(r: &Runner, w: &Workload, reps: usize) -> discrete_diffusion::Result<Timing> {
+    let mut scratch = Scratch {
+        summaries: Array2::from_elem((w.b, w.l), RowSummary::default()),
+        tokens: w.tokens.clone(),
+    };
+    let load_before = loadavg();
+    let t = Instant::now();
+    (r.run)(w, &mut scratch)?; // warm-up, and the error check
+    let first = t.elapsed().as_secs_f64();
+    let k = if first >= MIN_REP_S {
+        1
+    } else {
+        ((MIN_REP_S / first.max(1e-7)) as usize + 1).min(100_000)
+    };
+    let mut times = Vec::with_capacity(reps);
+    for _ in 0..reps {
+        let t = Instant::now();
+        for _ in 0..k {
+            (r.run)(w, &mut scratch)?;
+        }
+        times.push(t.elapsed().as_secs_f64() / k as f64);
+    }
+    let mut sorted = times.clone();
+    sorted.sort_by(f64::total_cmp);
+    let n = sorted.len();
+    let median_s = if n % 2 == 1 {
+        sorted[n / 2]
+    } else {
+        0.5 * (sorted[n / 2 - 1] + sorted[n / 2])
+    };
+    let rows_read = match r.rows {
+        Rows::All => 1.0,
+        Rows::Masked => w.masked.iter().filter(|&&m| m).count() as f64 / (w.b * w.l) as f64,
+    };
+    Ok(Timing {
+        median_s,
+        min_s: sorted[0],
+        times_s: times,
+        calls_per_rep: k,
+        loadavg_before: load_before,
+        loadavg_after: loadavg(),
+        rows_read,
+    })
+}
+
+/// Build the inputs of one size in parallel: row `(b, i)` is filled from its own Philox
+/// stream, so the data do not depend on the thread count.
+fn workload(b: usize, l: usize, v: usize) -> Workload {
+    let key = RngKey::for_stream(0x9E7F, 0);
+    let mut logits = Array3::<f32>::zeros((b, l, v));
+    logits
+        .as_slice_mut()
+        .expect("standard layout")
+        .par_chunks_mut(v)
+        .enumerate()
+        .for_each(|(row, out)| {
+            let mut rng = CounterRng::new(key, Purpose::USER, 0, row as u32);
+            for pair in out.chunks_mut(2) {
+                let (u1, u2) = (rng.uniform_open(), rng.uniform());
+                let r = 3.0 * (-2.0 * u1.ln()).sqrt();
+                let (sn, cs) = (std::f64::consts::TAU * u2).sin_cos();
+                pair[0] = (r * cs) as f32;
+                if let Some(x) = pair.get_mut(1) {
+                    *x = (r * sn) as f32;
+                }
+            }
+        });
+    let mask = (v - 1) as u32;
+    let mut rng = CounterRng::new(key, Purpose::USER, 1, 0);
+    let tokens = Array2::from_shape_fn((b, l), |_| {
+        if rng.uniform() < 0.5 {
+            mask
+        } else {
+            (rng.uniform() * (v - 1) as f64) as u32
+        }
+    });
+    let masked = tokens.mapv(|x| x == mask);
+    Workload {
+        b,
+        l,
+        v,
+        logits,
+        tokens,
+        masked,
+        mask,
+        streams: (0..b as u64).collect(),
+        seed: 2024,
+        t: 0.5,
+        dt: 1.0 / 128.0,
+        k_per_row: (l / 64).max(1),
+    }
+}
+
+// ------------------------------------------------------------------------------------------
+// Inputs from the other two commands
+// ------------------------------------------------------------------------------------------
+
+/// A PyTorch figure: elements/s and its provenance.
+#[derive(Clone, Debug)]
+struct TorchRec {
+    elems_per_s: Option<f64>,
+    median_s: Option<f64>,
+    note: String,
+    rec: Value,
+}
+
+/// `(bench, variant, B, L, V, threads)` → the last record (later runs supersede).
+type TorchMap = BTreeMap<(String, String, usize, usize, usize, usize), TorchRec>;
+
+fn load_torch(dir: &str) -> (TorchMap, Vec<String>) {
+    let mut map = TorchMap::new();
+    let mut sources = Vec::new();
+    for (file, compiled) in [("pytorch.jsonl", false), ("pytorch_compiled.jsonl", true)] {
+        let path = format!("{dir}/{file}");
+        let Ok(text) = std::fs::read_to_string(&path) else {
+            continue;
+        };
+        sources.push(path);
+        for line in text.lines().filter(|l| !l.trim().is_empty()) {
+            let Ok(r) = serde_json::from_str::<Value>(line) else {
+                continue;
+            };
+            let dim = |k: &str| r.get(k).and_then(Value::as_u64).map(|x| x as usize);
+            let (Some(b), Some(l), Some(v)) = (dim("B"), dim("L"), dim("V")) else {
+                continue;
+            };
+            let threads = dim("threads").unwrap_or(0);
+            let (bench, variant) = if compiled {
+                if r.get("mode").and_then(Value::as_str) != Some("compiled") {
+                    continue;
+                }
+                ("compiled".to_string(), str_of(&r, "step"))
+            } else {
+                (str_of(&r, "bench"), str_of(&r, "variant"))
+            };
+            let mut note = String::new();
+            if let Some(e) = r.get("error").and_then(Value::as_str) {
+                note = if e.contains("allocate") {
+                    "out of memory".into()
+                } else {
+                    e.chars().take(60).collect()
+                };
+            } else if let Some(sk) = r.get("skipped").and_then(Value::as_str) {
+                note = sk.to_string();
+            } else if r.get("stats_from").and_then(Value::as_str) == Some("all(contaminated)") {
+                note = "noisy: fewer than 3 clean reps".into();
+            }
+            map.insert(
+                (bench, variant, b, l, v, threads),
+                TorchRec {
+                    elems_per_s: r.get("elems_per_s").and_then(Value::as_f64),
+                    median_s: r.get("median_s").and_then(Value::as_f64),
+                    note,
+                    rec: r,
+                },
+            );
+        }
+    }
+    (map, sources)
+}
+
+fn str_of(r: &Value, k: &str) -> String {
+    r.get(k).and_then(Value::as_str).unwrap_or("").to_string()
+}
+
+/// The machine's limits at a thread count, from `roofline.json`.
+#[derive(Clone, Debug, Default)]
+struct Roof {
+    /// Streaming read, f32 elements/s (best repetition).
+    read: Option<f64>,
+    read_threads: usize,
+    /// Fastest measured exp kernel, elements/s, and its name.
+    exp: Option<(f64, String)>,
+    json: Option<Value>,
+}
+
+impl Roof {
+    /// `min(read, exp)`: one read and one exp per element.
+    fn bound(&self) -> Option<f64> {
+        match (self.read, &self.exp) {
+            (Some(r), Some((e, _))) => Some(r.min(*e)),
+            (Some(r), None) => Some(r),
+            _ => None,
+        }
+    }
+}
+
+fn load_roof(dir: &str, threads: usize) -> Roof {
+    let Ok(text) = std::fs::read_to_string(format!("{dir}/roofline.json")) else {
+        return Roof::default();
+    };
+    let Ok(j) = serde_json::from_str::<Value>(&text) else {
+        return Roof::default();
+    };
+    let ms: Vec<Value> = j["measurements"].as_array().cloned().unwrap_or_default();
+    let th = |m: &Value| m["threads"].as_u64().unwrap_or(0) as usize;
+    // The measured thread count closest to ours.
+    let best_t = ms
+        .iter()
+        .map(th)
+        .min_by_key(|&t| t.abs_diff(threads))
+        .unwrap_or(0);
+    let at = |kind: &str| {
+        ms.iter()
+            .filter(|m| th(m) == best_t && m["kind"] == kind)
+            .filter_map(|m| Some((m["best_elems_per_s"].as_f64()?, str_of(m, "name"))))
+            .max_by(|a, b| a.0.total_cmp(&b.0))
+    };
+    Roof {
+        read: at("read").map(|x| x.0),
+        read_threads: best_t,
+        exp: at("exp"),
+        json: Some(j),
+    }
+}
+
+// ------------------------------------------------------------------------------------------
+// The report
+// ------------------------------------------------------------------------------------------
+
+fn main() {
+    let threads: usize = env_or("THREADS", 2);
+    let reps: usize = env_or::<usize>("PERF_REPS", 3).max(1);
+    let sizes: Vec<usize> = std::env::var("PERF_SIZES")
+        .ok()
+        .map(|s| s.split(',').filter_map(|x| x.trim().parse().ok()).collect())
+        .unwrap_or_else(|| (0..SIZES.len()).collect());
+    let root = env!("CARGO_MANIFEST_DIR");
+    let dir = std::env::var("PERF_DIR").unwrap_or_else(|_| format!("{root}/target/perf"));
+    let doc = std::env::var("PERF_DOC").unwrap_or_else(|_| format!("{root}/docs/performance.md"));
+
+    let (torch, torch_sources) = load_torch(&dir);
+    let roof = load_roof(&dir, threads);
+    let steps = crate_steps();
+    let pool = rayon::ThreadPoolBuilder::new()
+        .num_threads(threads)
+        .build()
+        .expect("rayon pool");
+
+    // name → size index → timing
+    let mut timings: BTreeMap<&'static str, BTreeMap<usize, Result<Timing, String>>> =
+        BTreeMap::new();
+    let mut raw = String::new();
+    for &si in sizes.iter().filter(|&&si| si < SIZES.len()) {
+        let (b, l, v) = SIZES[si];
+        let t = Instant::now();
+        let w = pool.install(|| workload(b, l, v));
+        eprintln!(
+            "size {si}: {b}×{l}×{v} built in {:.1} s",
+            t.elapsed().as_secs_f64()
+        );
+        for st in &steps {
+            let r = &st.runner;
+            if timings.get(r.name).is_some_and(|m| m.contains_key(&si)) {
+                continue;
+            }
+            let res = pool
+                .install(|| time_runner(r, &w, reps))
+                .map_err(|e| e.to_string());
+            match &res {
+                Ok(tm) => {
+                    eprintln!(
+                        "  {:28} median {:.4} s  {:.1} M elem/s  (load {:?})",
+                        r.name,
+                        tm.median_s,
+                        (b * l * v) as f64 / tm.median_s / 1e6,
+                        tm.loadavg_before
+                    );
+                    let line = serde_json::json!({
+                        "runner": r.name, "what": r.what, "placeholder": r.placeholder,
+                        "B": b, "L": l, "V": v, "threads": threads,
+                        "median_s": tm.median_s, "min_s": tm.min_s, "times_s": tm.times_s,
+                        "calls_per_rep": tm.calls_per_rep,
+                        "elems_per_s": (b * l * v) as f64 / tm.median_s,
+                        "rows_read": tm.rows_read,
+                        "loadavg_before": tm.loadavg_before, "loadavg_after": tm.loadavg_after,
+                        "date_utc": utc_now(),
+                    });
+                    raw.push_str(&line.to_string());
+                    raw.push('\n');
+                }
+                Err(e) => eprintln!("  {:28} error: {e}", r.name),
+            }
+            timings.entry(r.name).or_default().insert(si, res);
+        }
+    }
+    std::fs::create_dir_all(&dir).expect("create the output folder");
+    std::fs::write(format!("{dir}/crate.jsonl"), &raw).expect("write crate.jsonl");
+
+    let md = render(
+        &steps,
+        &timings,
+        &torch,
+        &torch_sources,
+        &roof,
+        threads,
+        reps,
+        &sizes,
+    );
+    std::fs::write(&doc, md).expect("write the report");
+    eprintln!("wrote {doc}");
+}
+
+fn fmt_rate(x: Option<f64>) -> String {
+    match x {
+        None => "—".into(),
+        Some(x) if x >= 1e9 => format!("{:.2} G", x / 1e9),
+        Some(x) if x >= 1e6 => format!("{:.1} M", x / 1e6),
+        Some(x) => format!("{:.3} M", x / 1e6),
+    }
+}
+
+fn fmt_pct(x: Option<f64>) -> String {
+    x.map_or("—".into(), |x| format!("{:.1} %", 100.0 * x))
+}
+
+fn fmt_ratio(x: Option<f64>) -> String {
+    x.map_or("—".into(), |x| format!("{x:.2}×"))
+}
+
+#[allow(clippy::too_many_arguments)]
+fn render(
+    steps: &[CrateStep],
+    timings: &BTreeMap<&'static str, BTreeMap<usize, Result<Timing, String>>>,
+    torch: &TorchMap,
+    torch_sources: &[String],
+    roof: &Roof,
+    threads: usize,
+    reps: usize,
+    sizes: &[usize],
+) -> String {
+    let mut o = String::new();
+    let any_placeholder = steps.iter().any(|s| s.runner.placeholder);
+    let rate = |name: &str, si: usize| -> Option<f64> {
+        let (b, l, v) = SIZES[si];
+        match timings.get(name)?.get(&si)? {
+            Ok(t) => Some((b * l * v) as f64 / t.median_s),
+            Err(_) => None,
+        }
+    };
+    let read_rate = |name: &str, si: usize| -> Option<f64> {
+        let (b, l, v) = SIZES[si];
+        match timings.get(name)?.get(&si)? {
+            Ok(t) => Some((b * l * v) as f64 * t.rows_read / t.median_s),
+            Err(_) => None,
+        }
+    };
+    let trec = |bench: &str, variant: &str, si: usize| -> Option<&TorchRec> {
+        let (b, l, v) = SIZES[si];
+        torch.get(&(bench.to_string(), variant.to_string(), b, l, v, threads))
+    };
+    let bound = roof.bound();
+
+    let _ = writeln!(
+        o,
+        "# Performance: fused sampling steps vs eager PyTorch and the roofline\n"
+    );
+    let _ = writeln!(
+        o,
+        "<!-- generated by `cargo run --release --example perf_report`; do not edit by hand -->\n"
+    );
+    let _ = writeln!(
+        o,
+        "Regenerate (all three steps, ≈ 40 min on 2 cores, most of it PyTorch):\n"
+    );
+    let _ = writeln!(o, "```sh");
+    let _ = writeln!(
+        o,
+        "scripts/bench_pytorch.sh && cargo run --release --example roofline && cargo run --release --example perf_report"
+    );
+    let _ = writeln!(o, "```\n");
+    let _ = writeln!(
+        o,
+        "`scripts/bench_pytorch.sh` times the reference scripts of `../shared/bench/` (eager \
+         PyTorch, CPU wheel from PyPI, in `target/pytorch-venv`) at `THREADS=2` and appends to \
+         `target/perf/pytorch.jsonl`; `examples/roofline.rs` measures the machine's read \
+         bandwidth and exp throughput into `target/perf/roofline.json`; \
+         `examples/perf_report.rs` times the crate's steps in-process (median of {reps} \
+         repetitions, rayon pool of {threads} threads) and writes this file. Only \
+         `perf_report` is needed to refresh the crate's column; the other two inputs are read \
+         as they are. Criterion benches of the same steps: `cargo bench --bench fused_steps`.\n"
+    );
+
+    if any_placeholder {
+        let _ = writeln!(
+            o,
+            "> **Status: the fused steps and the multi-threaded `CpuBackend` are not merged \
+             yet.** Every crate figure below is a *placeholder*: the scalar `f64` \
+             `ReferenceBackend::summarize` (the oracle the fast backend is tested against; \
+             several passes and `f64` `exp` per element), split over {threads} threads one \
+             sequence per task. It is **not** the performance of the crate's sampling steps \
+             and is not meant to meet the targets. The PyTorch and roofline figures are real \
+             measurements on this machine. The tables are regenerated with the real steps \
+             after the merge.\n"
+        );
+    }
+
+    // Machine
+    let _ = writeln!(o, "## Machine and runs\n");
+    let first_torch = torch.values().next().map(|t| &t.rec);
+    let torch_info = first_torch.map_or("not measured".to_string(), |r| {
+        format!(
+            "torch {} ({}), Python {}",
+            str_of(r, "torch"),
+            str_of(r, "torch_cpu_capability"),
+            str_of(r, "python")
+        )
+    });
+    let cpu = roof
+        .json
+        .as_ref()
+        .map(|j| str_of(j, "cpu_model"))
+        .unwrap_or_else(cpu_model);
+    let _ = writeln!(o, "| | |\n|---|---|");
+    let _ = writeln!(
+        o,
+        "| CPU | {cpu}, {} logical CPUs |",
+        std::thread::available_parallelism().map_or(1, |n| n.get())
+    );
+    let _ = writeln!(
+        o,
+        "| threads compared | {threads} (crate rayon pool, `torch.set_num_threads`) |"
+    );
+    let _ = writeln!(o, "| PyTorch | {torch_info} |");
+    let runs: std::collections::BTreeSet<String> = torch
+        .values()
+        .map(|t| str_of(&t.rec, "run_id"))
+        .filter(|s| !s.is_empty())
+        .collect();
+    if torch_sources.is_empty() {
+        let _ = writeln!(
+            o,
+            "| PyTorch run(s) | not measured (`scripts/bench_pytorch.sh`) |"
+        );
+    } else {
+        let _ = writeln!(
+            o,
+            "| PyTorch run(s) | {} (`{}`) |",
+            runs.into_iter().collect::<Vec<_>>().join(", "),
+            torch_sources
+                .iter()
+                .map(|p| p.strip_prefix(env!("CARGO_MANIFEST_DIR")).unwrap_or(p))
+                .map(|p| p.trim_start_matches('/'))
+                .collect::<Vec<_>>()
+                .join("`, `")
+        );
+    }
+    if let Some(j) = &roof.json {
+        let _ = writeln!(
+            o,
+            "| roofline run | {} (load average before {}, after {}) |",
+            str_of(j, "date_utc"),
+            fmt_load(&j["loadavg_before"]),
+            fmt_load(&j["loadavg_after"])
+        );
+    } else {
+        let _ = writeln!(
+            o,
+            "| roofline run | not measured (`cargo run --release --example roofline`) |"
+        );
+    }
+    let _ = writeln!(o, "| crate run | {} |", utc_now());
+    let _ = writeln!(o);
+
+    // Roofline
+    let _ = writeln!(o, "## Roofline\n");
+    if let Some(j) = &roof.json {
+        let _ = writeln!(
+            o,
+            "Best of {} repetitions over a {} MiB `f32` array (`examples/roofline.rs`). A fused \
+             step reads each logit once and takes one `exp` of it, so its bound is \
+             `min(read, exp)` elements/s at the same thread count.\n",
+            j["reps"], j["array_mib"]
+        );
+        let _ = writeln!(
+            o,
+            "| kernel | what | threads | best G elem/s | median G elem/s | best GB/s |"
+        );
+        let _ = writeln!(o, "|---|---|---|---|---|---|");
+        for m in j["measurements"].as_array().into_iter().flatten() {
+            let best = m["best_elems_per_s"].as_f64().unwrap_or(0.0);
+            let med = m["median_elems_per_s"].as_f64().unwrap_or(0.0);
+            let _ = writeln!(
+                o,
+                "| {} `{}` | {} | {} | {:.3} | {:.3} | {:.1} |",
+                str_of(m, "kind"),
+                str_of(m, "name"),
+                str_of(m, "what"),
+                m["threads"],
+                best / 1e9,
+                med / 1e9,
+                4.0 * best / 1e9
+            );
+        }
+        let _ = writeln!(
+            o,
+            "\nBound used below ({} threads): read {} elem/s, exp {} elem/s (`{}`) → **{} elem/s**.\n",
+            roof.read_threads,
+            fmt_rate(roof.read),
+            fmt_rate(roof.exp.as_ref().map(|e| e.0)),
+            roof.exp.as_ref().map_or("—", |e| e.1.as_str()),
+            fmt_rate(bound)
+        );
+    } else {
+        let _ = writeln!(
+            o,
+            "Not measured: run `cargo run --release --example roofline`.\n"
+        );
+    }
+
+    // Targets summary
+    let _ = writeln!(o, "## Targets (issue 3) at the two large sizes\n");
+    let _ = writeln!(
+        o,
+        "Target: ≥ 60 % of the roofline for every fused step; that is ≥ 20× eager PyTorch \
+         for the stochastic steps and ≥ 3× for the greedy ones (same threads).\n"
+    );
+    let _ = writeln!(
+        o,
+        "| step | B×L×V | crate elem/s | % roofline | vs PyTorch (first variant measured) | target | met |"
+    );
+    let _ = writeln!(o, "|---|---|---|---|---|---|---|");
+    for st in steps {
+        for si in [0usize, 1] {
+            if !sizes.contains(&si) {
+                continue;
+            }
+            let (b, l, v) = SIZES[si];
+            let c = rate(st.runner.name, si);
+            let frac = read_rate(st.runner.name, si).zip(bound).map(|(r, b)| r / b);
+            // The first listed PyTorch variant that has a figure at this size.
+            let (variant, pt) = st
+                .torch
+                .iter()
+                .find_map(|&(bench, variant)| {
+                    Some((variant, trec(bench, variant, si)?.elems_per_s?))
+                })
+                .map_or((st.torch[0].1, None), |(v, p)| (v, Some(p)));
+            let ratio = c.zip(pt).map(|(c, p)| c / p);
+            let need = if st.greedy { 3.0 } else { 20.0 };
+            let met = match (frac, ratio) {
+                (Some(f), Some(r)) => {
+                    if f >= 0.6 && r >= need {
+                        "yes"
+                    } else {
+                        "no"
+                    }
+                }
+                (Some(f), None) => {
+                    if f >= 0.6 {
+                        "roofline only"
+                    } else {
+                        "no"
+                    }
+                }
+                _ => "—",
+            };
+            let _ = writeln!(
+                o,
+                "| {}{} | {b}×{l}×{v} | {} | {} | {} (`{variant}`) | ≥ 60 %, ≥ {need}× | {met} |",
+                st.id,
+                if st.runner.placeholder {
+                    " (placeholder)"
+                } else {
+                    ""
+                },
+                fmt_rate(c),
+                fmt_pct(frac),
+                fmt_ratio(ratio),
+            );
+        }
+    }
+    let _ = writeln!(o);
+
+    // Per-step tables
+    let _ = writeln!(o, "## Per step\n");
+    let _ = writeln!(
+        o,
+        "Elements/s = `B·L·V / median time per step` for both sides (PyTorch: median of the \
+         harness's clean repetitions). Ratio = crate / PyTorch. % roofline = elements the \
+         step actually reads per second / the bound above. A PyTorch cell with a note is \
+         explained in the notes column.\n"
+    );
+    for st in steps {
+        let _ = writeln!(o, "### {} (`{}`)\n", st.title, st.id);
+        let _ = writeln!(o, "Crate: `{}` — {}.\n", st.runner.name, st.runner.what);
+        let mut head = String::from("| B×L×V | crate elem/s | crate % roofline |");
+        let mut sep = String::from("|---|---|---|");
+        for (bench, variant) in st.torch {
+            let _ = write!(head, " PyTorch `{bench}/{variant}` | ratio |");
+            sep.push_str("---|---|");
+        }
+        head.push_str(" PyTorch best % roofline | notes |");
+        sep.push_str("---|---|");
+        let _ = writeln!(o, "{head}\n{sep}");
+        for &si in sizes {
+            let (b, l, v) = SIZES[si];
+            let c = rate(st.runner.name, si);
+            let frac = read_rate(st.runner.name, si).zip(bound).map(|(r, b)| r / b);
+            let mut row = format!("| {b}×{l}×{v} | {} | {} |", fmt_rate(c), fmt_pct(frac));
+            let mut notes = Vec::new();
+            let mut best_pt: Option<f64> = None;
+            if let Some(Err(e)) = timings.get(st.runner.name).and_then(|m| m.get(&si)) {
+                notes.push(format!("crate error: {e}"));
+            }
+            for (bench, variant) in st.torch {
+                let rec = trec(bench, variant, si);
+                let pt = rec.and_then(|t| t.elems_per_s);
+                if let Some(p) = pt {
+                    best_pt = Some(best_pt.map_or(p, |b: f64| b.max(p)));
+                }
+                match rec {
+                    None => notes.push(format!("`{variant}` not measured")),
+                    Some(t) if !t.note.is_empty() => notes.push(format!("`{variant}`: {}", t.note)),
+                    _ => {}
+                }
+                let _ = write!(
+                    row,
+                    " {} | {} |",
+                    fmt_rate(pt),
+                    fmt_ratio(c.zip(pt).map(|(c, p)| c / p))
+                );
+            }
+            let _ = writeln!(
+                o,
+                "{row} {} | {} |",
+                fmt_pct(best_pt.zip(bound).map(|(p, b)| p / b)),
+                notes.join("; ")
+            );
+        }
+        let _ = writeln!(o);
+    }
+
+    // Scaling
+    let _ = writeln!(o, "## Scaling in B·L·V\n");
+    let _ = writeln!(
+        o,
+        "Nanoseconds per element of `[B, L, V]` (median time / B·L·V), sizes sorted by B·L·V. \
+         Cost linear in B·L·V shows as a constant column; small V pays a per-row cost.\n"
+    );
+    let mut order: Vec<usize> = sizes.to_vec();
+    order.sort_by_key(|&si| SIZES[si].0 * SIZES[si].1 * SIZES[si].2);
+    let mut head = String::from("| code |");
+    let mut sep = String::from("|---|");
+    for &si in &order {
+        let (b, l, v) = SIZES[si];
+        let _ = write!(head, " {b}×{l}×{v} ({:.3} G) |", (b * l * v) as f64 / 1e9);
+        sep.push_str("---|");
+    }
+    let _ = writeln!(o, "{head}\n{sep}");
+    let mut seen = std::collections::BTreeSet::new();
+    for st in steps {
+        if !seen.insert(st.runner.name) {
+            continue;
+        }
+        let mut row = format!("| crate `{}` |", st.runner.name);
+        for &si in &order {
+            let _ = write!(row, " {} |", fmt_ns(rate(st.runner.name, si)));
+        }
+        let _ = writeln!(o, "{row}");
+    }
+    for st in steps {
+        for (bench, variant) in st.torch {
+            if !seen.insert(variant) {
+                continue;
+            }
+            let mut row = format!("| PyTorch `{bench}/{variant}` |");
+            for &si in &order {
+                let _ = write!(
+                    row,
+                    " {} |",
+                    fmt_ns(trec(bench, variant, si).and_then(|t| t.elems_per_s))
+                );
+            }
+            let _ = writeln!(o, "{row}");
+        }
+    }
+    let _ = writeln!(o);
+
+    // PyTorch load
+    let _ = writeln!(o, "## PyTorch measurement conditions\n");
+    let _ = writeln!(
+        o,
+        "The machine is shared (other builds may run). The harness (`common.py`) counts a \
+         repetition as clean when other processes used < 10 % of the machine during it; \
+         clean/n below, and the load average around each (bench, size) subprocess.\n"
+    );
+    let _ = writeln!(
+        o,
+        "| bench/variant | B×L×V | median s | clean/n | load avg before → after |"
+    );
+    let _ = writeln!(o, "|---|---|---|---|---|");
+    for ((bench, variant, b, l, v, th), t) in torch {
+        if *th != threads {
+            continue;
+        }
+        let _ = writeln!(
+            o,
+            "| `{bench}/{variant}` | {b}×{l}×{v} | {} | {}/{} | {} → {} |",
+            t.median_s.map_or("—".into(), |m| format!("{m:.4}")),
+            t.rec.get("n_clean").map_or("—".into(), |x| x.to_string()),
+            t.rec.get("n").map_or("—".into(), |x| x.to_string()),
+            fmt_load(&t.rec["loadavg_before"]),
+            fmt_load(&t.rec["loadavg_after"])
+        );
+    }
+    let _ = writeln!(o);
+
+    // Notes
+    let _ = writeln!(o, "## Notes\n");
+    let notes = [
+        "PyTorch figures are eager CPU PyTorch running the reference scripts of \
+         `../shared/bench/` (they follow the public implementations line by line: MDLM \
+         `_ddpm_caching_update`, LLaDA `generate.py`, SEDD `sampling.py`, flow_matching's \
+         `MixtureDiscreteEulerSolver`). `torch.compile` figures appear only when \
+         `target/perf/pytorch_compiled.jsonl` exists (`COMPILED=1 scripts/bench_pytorch.sh`).",
+        "The PyTorch run, the roofline run and the crate run are sequential runs on the same \
+         machine; the dates are in the table above. A busy machine slows every side; the load \
+         averages are recorded with each figure.",
+        "The crate's steps read only the rows they need where the mathematics allows (e.g. MDLM \
+         with carry-over reads masked positions only); elements/s is nevertheless `B·L·V / t` \
+         on both sides, and the % roofline column counts the elements actually read.",
+        "The exp bound is the fastest exp kernel measured: a scalar `f64::exp` and a portable \
+         polynomial `f32` exp auto-vectorised for the baseline x86-64 target (SSE2). A wider \
+         (AVX2/AVX-512) exp would raise that bound; the streaming read is then the limit.",
+        "Fast-dLLM's threshold step has no PyTorch reference script; it is compared with \
+         LLaDA's greedy step, which does the same per-position work (argmax and softmax \
+         confidence) plus a top-k instead of a threshold.",
+        "\"out of memory\" in a PyTorch cell: the script runs each (bench, size) under an \
+         address-space limit (`AS_GIB`, 16 GiB by default on this 24 GiB machine) so that a \
+         step that materialises several `[B, L, V]` temporaries (one-hots in `int64`, `f64` \
+         noise) fails cleanly instead of pushing the machine into the OOM killer; a cell can \
+         be rerun alone with a larger limit, e.g. `AS_GIB=21 SIZES=1 BENCHES=llada \
+         scripts/bench_pytorch.sh` (later records supersede earlier ones).",
+        "Sizes 3 and 4 (V = 4 and 25) are dominated by per-row costs (random numbers, \
+         bookkeeping), not by the stream of logits; their roofline fraction is low on both \
+         sides by nature.",
+    ];
+    for n in notes {
+        let _ = writeln!(o, "- {n}");
+    }
+    if any_placeholder {
+        let _ = writeln!(
+            o,
+            "- Placeholder runners (`reference_summarize_*`) stand for every step until the \
+             fused steps land; the same timing appears under several steps."
+        );
+    }
+    o
+}
+
+fn fmt_ns(r: Option<f64>) -> String {
+    r.map_or("—".into(), |r| format!("{:.3}", 1e9 / r))
+}
+
+fn fmt_load(v: &Value) -> String {
+    v.as_array().map_or("—".into(), |a| {
+        a.iter()
+            .filter_map(Value::as_f64)
+            .map(|x| format!("{x:.2}"))
+            .collect::<Vec<_>>()
+            .join(" ")
+    })
+}
+
+fn env_or<T: std::str::FromStr>(name: &str, default: T) -> T {
+    std::env::var(name)
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(default)
+}
+
+/// The 1-, 5- and 15-minute load averages (`/proc/loadavg`), empty where unavailable.
+fn loadavg() -> Vec<f64> {
+    std::fs::read_to_string("/proc/loadavg")
+        .map(|s| {
+            s.split_whitespace()
+                .take(3)
+                .filter_map(|x| x.parse().ok())
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// The CPU model from `/proc/cpuinfo`.
+fn cpu_model() -> String {
+    std::fs::read_to_string("/proc/cpuinfo")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("model name"))
+                .and_then(|l| l.split(':').nth(1))
+                .map(|m| m.trim().to_string())
+        })
+        .unwrap_or_else(|| "unknown".into())
+}
+
+/// Current UTC time as `YYYY-MM-DDTHH:MM:SSZ` (civil-from-days, no dependency).
+fn utc_now() -> String {
+    let secs = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs()) as i64;
+    let (days, rem) = (secs.div_euclid(86_400), secs.rem_euclid(86_400));
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    let y = yoe + era * 400 + i64::from(m <= 2);
+    format!(
+        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}Z",
+        rem / 3600,
+        rem % 3600 / 60,
+        rem % 60
+    )
+}
