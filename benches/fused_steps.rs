@@ -26,6 +26,7 @@ use std::time::Duration;
 use criterion::{
     BenchmarkId, Criterion, SamplingMode, Throughput, criterion_group, criterion_main,
 };
+use discrete_diffusion::backend::cpu::CpuBackend;
 use discrete_diffusion::backend::{Backend, BatchRng, ReferenceBackend, RowSpec, RowSummary};
 use discrete_diffusion::rng::{CounterRng, Purpose, RngKey};
 use ndarray::{Array2, Array3, Axis, s};
@@ -75,6 +76,8 @@ struct Runner {
 /// `Runner { name: "mdlm_step", variant: "cpu", slow: false, run: Box::new(|w, o| …) }`.
 fn runners() -> Vec<Runner> {
     vec![
+        backend_summarize("cpu_summarize", CpuBackend::new(), 0.0, false),
+        backend_summarize("cpu_summarize", CpuBackend::new(), 1.0, false),
         backend_summarize("reference_summarize", ReferenceBackend, 0.0, true),
         backend_summarize("reference_summarize", ReferenceBackend, 1.0, true),
     ]

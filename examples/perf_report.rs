@@ -12,9 +12,7 @@
 //! so that a repetition lasts ≥ 0.1 s, as in the PyTorch harness), inside a rayon pool of
 //! `THREADS` (default 2) threads — the thread count the PyTorch figures are read at. The
 //! steps measured are listed in [`crate_steps`]; each names the PyTorch variants it is
-//! compared with. **Until the fused steps and the CPU backend land, every step is measured
-//! through [`placeholder_reference_summarize`]** (the scalar `f64` `ReferenceBackend`), and
-//! the report says so.
+//! compared with: the fused steps of `backend::steps` on the `CpuBackend`.
 //!
 //! Environment: `THREADS` (2), `PERF_REPS` (3), `PERF_SIZES` (size indices, default
 //! `0,1,2,3,4`), `PERF_DIR` (default `target/perf` under the crate root), `PERF_DOC`
@@ -25,9 +23,16 @@ use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::time::Instant;
 
-use discrete_diffusion::backend::{Backend, BatchRng, ReferenceBackend, RowSpec, RowSummary};
+use discrete_diffusion::backend::cpu::CpuBackend;
+use discrete_diffusion::backend::steps::{
+    DfmEulerStep, JumpRule, LladaStep, MdlmStep, Scorer, SeddAbsorbingStep, StepRng, ThresholdStep,
+    dfm_euler_step, llada_step, mdlm_ancestral_step, sample_categorical,
+    sedd_analytic_absorbing_step, threshold_step,
+};
+use discrete_diffusion::backend::{RowSpec, RowSummary};
 use discrete_diffusion::rng::{CounterRng, Purpose, RngKey};
-use ndarray::{Array2, Array3, Axis, s};
+use discrete_diffusion::schedule::{Kappa, Linear, LogLinear};
+use ndarray::{Array2, Array3};
 use rayon::prelude::*;
 use serde_json::Value;
 
@@ -119,9 +124,8 @@ struct CrateStep {
     runner: Runner,
 }
 
-/// The steps of the report. **Adding or switching a step is one line here**: when the fused
-/// steps land, replace `placeholder_reference_summarize(τ)` by a runner that calls the step,
-/// e.g. `runner("mdlm_step", "steps::mdlm_step, CpuBackend", Rows::Masked, |w, o| …)`.
+/// The steps of the report. **Adding a step is one line here** (a runner that calls it, e.g.
+/// `runner("mdlm_step", "steps::mdlm_step, CpuBackend", Rows::Masked, |w, o| …)`).
 fn crate_steps() -> Vec<CrateStep> {
     vec![
         step(
@@ -132,7 +136,7 @@ fn crate_steps() -> Vec<CrateStep> {
                 ("e_categorical", "multinomial_softmax"),
                 ("e_categorical", "gumbel_logits"),
             ],
-            placeholder_reference_summarize(1.0),
+            cpu_categorical(),
         ),
         step(
             "mdlm",
@@ -143,7 +147,7 @@ fn crate_steps() -> Vec<CrateStep> {
                 ("a_mdlm", "subs_ddpm_update"),
                 ("compiled", "mdlm_ddpm_update"),
             ],
-            placeholder_reference_summarize(1.0),
+            cpu_mdlm(),
         ),
         step(
             "llada_t1",
@@ -154,21 +158,21 @@ fn crate_steps() -> Vec<CrateStep> {
                 ("b_llada", "T1_f32noise"),
                 ("compiled", "llada_T1_f64noise"),
             ],
-            placeholder_reference_summarize(1.0),
+            cpu_llada(1.0),
         ),
         step(
             "llada_t0",
             "LLaDA low-confidence step, greedy (temperature 0)",
             true,
             &[("b_llada", "T0_f32"), ("compiled", "llada_T0")],
-            placeholder_reference_summarize(0.0),
+            cpu_llada(0.0),
         ),
         step(
             "fast_dllm",
             "Fast-dLLM threshold step, greedy (no PyTorch script: LLaDA's greedy step is the nearest)",
             true,
             &[("b_llada", "T0_f32")],
-            placeholder_reference_summarize(0.0),
+            cpu_threshold(),
         ),
         step(
             "dfm",
@@ -178,14 +182,14 @@ fn crate_steps() -> Vec<CrateStep> {
                 ("d_flowmatching", "reimpl_step"),
                 ("d_flowmatching", "fast_step"),
             ],
-            placeholder_reference_summarize(1.0),
+            cpu_dfm(),
         ),
         step(
             "sedd",
             "SEDD analytic absorbing step",
             false,
             &[("c_sedd", "analytic"), ("c_sedd", "euler")],
-            placeholder_reference_summarize(1.0),
+            cpu_sedd(),
         ),
     ]
 }
@@ -206,9 +210,7 @@ fn step(
     }
 }
 
-/// A runner for the real steps (unused until they land; kept so that switching is one
-/// line per step).
-#[allow(dead_code)]
+/// A runner for a fused step of `src/backend/steps` on the `CpuBackend`.
 fn runner(
     name: &'static str,
     what: &'static str,
@@ -224,51 +226,185 @@ fn runner(
     }
 }
 
-/// **PLACEHOLDER** for a fused step: `ReferenceBackend::summarize` (the scalar `f64` oracle)
-/// over every position at temperature `τ`, the batch split over the rayon pool one sequence
-/// per task (draws are keyed by stream, so the split changes nothing). It reads each row
-/// like a fused step does but is one to two orders of magnitude slower; replace it by the
-/// fused steps of `src/backend/steps` on the `CpuBackend` when they land.
-fn placeholder_reference_summarize(temperature: f64) -> Runner {
+// ------------------------------------------------------------------------------------------
+// The fused steps on the CPU backend
+// ------------------------------------------------------------------------------------------
+
+/// The step's random-number addressing for a workload.
+fn step_rng(w: &Workload) -> StepRng<'_> {
+    StepRng {
+        seed: w.seed,
+        streams: &w.streams,
+        step: 0,
+    }
+}
+
+/// Reset the tokens a step writes (`O(B·L)`), so every repetition does the same work.
+fn reset(w: &Workload, o: &mut Scratch) {
+    o.tokens.assign(&w.tokens);
+}
+
+fn cpu_categorical() -> Runner {
+    let spec = RowSpec::default();
+    runner(
+        "cpu_categorical_t1",
+        "steps::sample_categorical on CpuBackend, τ = 1, every position",
+        Rows::All,
+        move |w, o| {
+            reset(w, o);
+            sample_categorical(
+                &CpuBackend::new(),
+                w.logits.view(),
+                None,
+                &spec,
+                &step_rng(w),
+                o.tokens.view_mut(),
+            )
+            .map(|_| ())
+        },
+    )
+}
+
+fn cpu_mdlm() -> Runner {
+    runner(
+        "cpu_mdlm",
+        "steps::mdlm_ancestral_step on CpuBackend (log-linear α, t → t − dt; reads only the rows that unmask)",
+        Rows::Masked,
+        move |w, o| {
+            reset(w, o);
+            let sched = LogLinear::new(1e-3)?;
+            let p = MdlmStep {
+                mask_id: w.mask,
+                t: w.t,
+                s: w.t - w.dt,
+            };
+            mdlm_ancestral_step(
+                &CpuBackend::new(),
+                &sched,
+                w.logits.view(),
+                o.tokens.view_mut(),
+                &p,
+                &step_rng(w),
+            )
+            .map(|_| ())
+        },
+    )
+}
+
+fn cpu_llada(temperature: f64) -> Runner {
     let (name, what) = if temperature == 0.0 {
         (
-            "reference_summarize_greedy",
-            "PLACEHOLDER: ReferenceBackend::summarize, τ = 0 (argmax, logsumexp), rayon over sequences",
+            "cpu_llada_t0",
+            "steps::llada_step on CpuBackend, greedy, confidence top-k (k = L/64)",
         )
     } else {
         (
-            "reference_summarize_t1",
-            "PLACEHOLDER: ReferenceBackend::summarize, τ = 1 (inverse-CDF draw), rayon over sequences",
+            "cpu_llada_t1",
+            "steps::llada_step on CpuBackend, τ = 1, confidence top-k (k = L/64)",
         )
     };
-    let spec = RowSpec {
-        temperature,
-        ..RowSpec::default()
-    };
-    Runner {
-        name,
-        what,
-        placeholder: true,
-        rows: Rows::All,
-        run: Box::new(move |w, o| {
-            let outs: Vec<_> = o.summaries.outer_iter_mut().enumerate().collect();
-            outs.into_par_iter().try_for_each(|(bi, out)| {
-                let rng = BatchRng {
-                    seed: w.seed,
-                    streams: &w.streams[bi..bi + 1],
-                    step: 0,
-                    purpose: Purpose::CATEGORICAL,
-                };
-                ReferenceBackend.summarize(
-                    w.logits.slice(s![bi..bi + 1, .., ..]),
-                    None,
-                    &spec,
-                    &rng,
-                    out.insert_axis(Axis(0)),
-                )
-            })
-        }),
-    }
+    runner(name, what, Rows::Masked, move |w, o| {
+        reset(w, o);
+        let k = vec![w.k_per_row; w.b];
+        let p = LladaStep {
+            mask_id: w.mask,
+            temperature,
+            scorer: Scorer::Confidence,
+            exclude_mask: false,
+        };
+        llada_step(
+            &CpuBackend::new(),
+            w.logits.view(),
+            o.tokens.view_mut(),
+            None,
+            &k,
+            &p,
+            &step_rng(w),
+        )
+        .map(|_| ())
+    })
+}
+
+fn cpu_threshold() -> Runner {
+    runner(
+        "cpu_fast_dllm",
+        "steps::threshold_step on CpuBackend, greedy, confidence ≥ 0.9 (at least one)",
+        Rows::Masked,
+        move |w, o| {
+            reset(w, o);
+            let p = ThresholdStep {
+                mask_id: w.mask,
+                temperature: 0.0,
+                threshold: 0.9,
+                exclude_mask: false,
+            };
+            threshold_step(
+                &CpuBackend::new(),
+                w.logits.view(),
+                o.tokens.view_mut(),
+                None,
+                &p,
+                &step_rng(w),
+            )
+            .map(|_| ())
+        },
+    )
+}
+
+fn cpu_dfm() -> Runner {
+    runner(
+        "cpu_dfm",
+        "steps::dfm_euler_step on CpuBackend (κ(s) = s, exact jump 1 − e^{−hλ}; reads only the rows that jump)",
+        Rows::Masked,
+        move |w, o| {
+            reset(w, o);
+            let kappa = Kappa::convex(Linear::new());
+            let s0 = 1.0 - w.t;
+            let p = DfmEulerStep {
+                mask_id: w.mask,
+                s: s0,
+                s_next: s0 + w.dt,
+                rule: JumpRule::Exponential,
+                final_step: false,
+                exclude_mask: false,
+            };
+            dfm_euler_step(
+                &CpuBackend::new(),
+                &kappa,
+                w.logits.view(),
+                o.tokens.view_mut(),
+                &p,
+                &step_rng(w),
+            )
+            .map(|_| ())
+        },
+    )
+}
+
+fn cpu_sedd() -> Runner {
+    runner(
+        "cpu_sedd",
+        "steps::sedd_analytic_absorbing_step on CpuBackend (log-linear σ, logits as log-scores; reads every masked row)",
+        Rows::Masked,
+        move |w, o| {
+            reset(w, o);
+            let sched = LogLinear::new(1e-3)?;
+            let p = SeddAbsorbingStep {
+                mask_id: w.mask,
+                t: w.t,
+                s: w.t - w.dt,
+            };
+            sedd_analytic_absorbing_step(
+                &CpuBackend::new(),
+                &sched,
+                w.logits.view(),
+                o.tokens.view_mut(),
+                &p,
+                &step_rng(w),
+            )
+            .map(|_| ())
+        },
+    )
 }
 
 // ------------------------------------------------------------------------------------------
