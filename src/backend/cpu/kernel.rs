@@ -220,6 +220,11 @@ fn pass_impl<const TEMPER: bool, const ENT: bool, const TOP2: bool>(
     let mut nan = false;
     let mut t1 = [f32::NEG_INFINITY; LANES];
     let mut t2 = [f32::NEG_INFINITY; LANES];
+    let mut bufs = Bufs {
+        e: [0.0; BLOCK],
+        ey: [0.0; BLOCK],
+        et: [0.0; BLOCK],
+    };
     for &(a, b) in segs {
         let mut start = a;
         while start < b {
@@ -234,7 +239,7 @@ fn pass_impl<const TEMPER: bool, const ENT: bool, const TOP2: bool>(
                 // Every entry is −∞ (weight 0) or NaN: nothing to sum, but report a NaN.
                 nan |= xb.iter().any(|x| x.is_nan());
             } else {
-                let (s, st, t) = block_sums::<TEMPER, ENT>(xb, m, inv_tau);
+                let (s, st, t) = block_sums::<TEMPER, ENT>(xb, m, inv_tau, &mut bufs);
                 blocks.push(BlockRec {
                     m,
                     start,
@@ -276,20 +281,31 @@ fn second_largest(t1: &[f32; LANES], t2: &[f32; LANES]) -> f32 {
 }
 
 /// Maximum of a block; in `TOP2` mode also updates the per-lane top-2 `(t1 ≥ t2)`.
+///
+/// The tail of the block (fewer than [`LANES`] ids) is padded with `−∞`, which changes no
+/// lane; the lane arrays are only ever indexed by constants, so they stay in registers
+/// (indexed by the remainder's position, they were split into 2-lane pieces).
 #[inline(always)]
 fn block_max<const TOP2: bool>(xb: &[f32], t1: &mut [f32; LANES], t2: &mut [f32; LANES]) -> f32 {
     let mut lm = [f32::NEG_INFINITY; LANES];
     let mut chunks = xb.chunks_exact(LANES);
     for c in &mut chunks {
         let c: &[f32; LANES] = c.try_into().expect("chunks_exact yields LANES");
-        for j in 0..LANES {
-            max_lane::<TOP2>(c[j], &mut lm[j], &mut t1[j], &mut t2[j]);
-        }
+        max_lanes::<TOP2>(c, &mut lm, t1, t2);
     }
-    for (j, &x) in chunks.remainder().iter().enumerate() {
-        max_lane::<TOP2>(x, &mut lm[j], &mut t1[j], &mut t2[j]);
+    let rem = chunks.remainder();
+    if !rem.is_empty() {
+        let mut c = [f32::NEG_INFINITY; LANES];
+        c[..rem.len()].copy_from_slice(rem);
+        max_lanes::<TOP2>(&c, &mut lm, t1, t2);
     }
-    let mut w = lm;
+    reduce_max(&lm)
+}
+
+/// Maximum of the lanes by a fixed tree.
+#[inline(always)]
+fn reduce_max(lm: &[f32; LANES]) -> f32 {
+    let mut w = *lm;
     let mut half = LANES / 2;
     while half > 0 {
         for j in 0..half {
@@ -298,6 +314,18 @@ fn block_max<const TOP2: bool>(xb: &[f32], t1: &mut [f32; LANES], t2: &mut [f32;
         half /= 2;
     }
     w[0]
+}
+
+#[inline(always)]
+fn max_lanes<const TOP2: bool>(
+    c: &[f32; LANES],
+    lm: &mut [f32; LANES],
+    t1: &mut [f32; LANES],
+    t2: &mut [f32; LANES],
+) {
+    for j in 0..LANES {
+        max_lane::<TOP2>(c[j], &mut lm[j], &mut t1[j], &mut t2[j]);
+    }
 }
 
 #[inline(always)]
@@ -320,12 +348,19 @@ fn block_sums<const TEMPER: bool, const ENT: bool>(
     xb: &[f32],
     m: f32,
     inv_tau: f32,
+    bufs: &mut Bufs,
 ) -> (f64, f64, f64) {
     let n = xb.len();
     debug_assert!(n <= BLOCK);
-    let mut e = [0f32; BLOCK];
-    let mut ey = [0f32; BLOCK];
-    let mut et = [0f32; BLOCK];
+    let full = n.div_ceil(LANES) * LANES;
+    let Bufs { e, ey, et } = bufs;
+    e[n..full].fill(0.0);
+    if ENT {
+        ey[n..full].fill(0.0);
+    }
+    if TEMPER {
+        et[n..full].fill(0.0);
+    }
     for (o, &x) in e[..n].iter_mut().zip(xb) {
         *o = exp_nonpositive(x - m);
     }
@@ -340,7 +375,6 @@ fn block_sums<const TEMPER: bool, const ENT: bool>(
             *o = exp_nonpositive((x - m) * inv_tau);
         }
     }
-    let full = n.div_ceil(LANES) * LANES;
     let mut st = 0.0;
     let mut t = 0.0;
     let s = accumulate(&e[..full]);
@@ -353,17 +387,38 @@ fn block_sums<const TEMPER: bool, const ENT: bool>(
     (s, st, t)
 }
 
+/// The per-pass scratch buffers of [`block_sums`] (allocated once per row, not per block;
+/// only the padding `[n, full)` of a short block is zeroed).
+struct Bufs {
+    /// `exp(x − m)`.
+    e: [f32; BLOCK],
+    /// `exp(x − m)·(x − m)`.
+    ey: [f32; BLOCK],
+    /// `exp((x − m)·τ⁻¹)`.
+    et: [f32; BLOCK],
+}
+
 /// `Σ x` over `xs` (a multiple of [`LANES`] long): `x_k` into `f64` lane `k mod LANES`,
-/// then [`sum_lanes`].
+/// then [`sum_lanes`]. The lanes are held as two halves of `LANES / 2` (one AVX-512
+/// register of `f64` each): written as one 16-lane loop, LLVM's SLP vectoriser split it
+/// into 2-lane pieces (same additions, same order, either way).
 #[inline(always)]
 fn accumulate(xs: &[f32]) -> f64 {
-    let mut acc = [0f64; LANES];
+    const H: usize = LANES / 2;
+    let mut lo = [0f64; H];
+    let mut hi = [0f64; H];
     for c in xs.chunks_exact(LANES) {
         let c: &[f32; LANES] = c.try_into().expect("LANES");
-        for j in 0..LANES {
-            acc[j] += c[j] as f64;
+        for j in 0..H {
+            lo[j] += c[j] as f64;
+        }
+        for j in 0..H {
+            hi[j] += c[H + j] as f64;
         }
     }
+    let mut acc = [0f64; LANES];
+    acc[..H].copy_from_slice(&lo);
+    acc[H..].copy_from_slice(&hi);
     sum_lanes(&acc)
 }
 
