@@ -111,8 +111,6 @@ struct Runner {
     name: &'static str,
     /// What the timing is, for the report.
     what: &'static str,
-    /// True while this is a stand-in for the real fused step.
-    placeholder: bool,
     rows: Rows,
     run: RunFn,
 }
@@ -225,7 +223,6 @@ fn runner(
     Runner {
         name,
         what,
-        placeholder: false,
         rows,
         run: Box::new(run),
     }
@@ -699,7 +696,7 @@ fn main() {
                         tm.loadavg_before
                     );
                     let line = serde_json::json!({
-                        "runner": r.name, "what": r.what, "placeholder": r.placeholder,
+                        "runner": r.name, "what": r.what,
                         "B": b, "L": l, "V": v, "threads": threads,
                         "median_s": tm.median_s, "min_s": tm.min_s, "times_s": tm.times_s,
                         "calls_per_rep": tm.calls_per_rep,
@@ -762,7 +759,6 @@ fn render(
     sizes: &[usize],
 ) -> String {
     let mut o = String::new();
-    let any_placeholder = steps.iter().any(|s| s.runner.placeholder);
     let rate = |name: &str, si: usize| -> Option<f64> {
         let (b, l, v) = SIZES[si];
         match timings.get(name)?.get(&si)? {
@@ -812,20 +808,6 @@ fn render(
          `perf_report` is needed to refresh the crate's column; the other two inputs are read \
          as they are. Criterion benches of the same steps: `cargo bench --bench fused_steps`.\n"
     );
-
-    if any_placeholder {
-        let _ = writeln!(
-            o,
-            "> **Status: the fused steps and the multi-threaded `CpuBackend` are not merged \
-             yet.** Every crate figure below is a *placeholder*: the scalar `f64` \
-             `ReferenceBackend::summarize` (the oracle the fast backend is tested against; \
-             several passes and `f64` `exp` per element), split over {threads} threads one \
-             sequence per task. It is **not** the performance of the crate's sampling steps \
-             and is not meant to meet the targets. The PyTorch and roofline figures are real \
-             measurements on this machine. The tables are regenerated with the real steps \
-             after the merge.\n"
-        );
-    }
 
     // Machine
     let _ = writeln!(o, "## Machine and runs\n");
@@ -992,13 +974,8 @@ fn render(
             };
             let _ = writeln!(
                 o,
-                "| {}{} | {b}×{l}×{v} | {} | {} | {} (`{variant}`) | ≥ 60 %, ≥ {need}× | {met} |",
+                "| {} | {b}×{l}×{v} | {} | {} | {} (`{variant}`) | ≥ 60 %, ≥ {need}× | {met} |",
                 st.id,
-                if st.runner.placeholder {
-                    " (placeholder)"
-                } else {
-                    ""
-                },
                 fmt_rate(c),
                 fmt_pct(frac),
                 fmt_ratio(ratio),
@@ -1183,13 +1160,6 @@ fn render(
     ];
     for n in notes {
         let _ = writeln!(o, "- {n}");
-    }
-    if any_placeholder {
-        let _ = writeln!(
-            o,
-            "- Placeholder runners (`reference_summarize_*`) stand for every step until the \
-             fused steps land; the same timing appears under several steps."
-        );
     }
     o
 }
