@@ -13,9 +13,9 @@
 //! [`SLOW_MAX_ELEMS`] unless `FUSED_BENCH_ALL=1` (one reference call there takes 5–15 s, so
 //! 10 samples of each would take minutes); `FUSED_BENCH_SIZES=0,2` restricts the sizes.
 //!
-//! **Until the fused steps and the `CpuBackend` land** the only runner is
-//! `ReferenceBackend::summarize` (greedy and `τ = 1`), split over the rayon pool one sequence
-//! per task; adding the `CpuBackend` or a step is one line in [`runners`].
+//! Runners: every fused step of `backend::steps` on the `CpuBackend` (tokens reset before each
+//! call, `O(B·L)`), `Backend::summarize` on the `CpuBackend` and on the scalar
+//! `ReferenceBackend` (greedy and `τ = 1`); adding one is one line in [`runners`].
 //!
 //! Run: `cargo bench --bench fused_steps` (≈ 1 min), `FUSED_BENCH_ALL=1 cargo bench --bench
 //! fused_steps` (≈ 10 min), or a filter: `cargo bench --bench fused_steps -- 64x256x4096`.
@@ -27,8 +27,14 @@ use criterion::{
     BenchmarkId, Criterion, SamplingMode, Throughput, criterion_group, criterion_main,
 };
 use discrete_diffusion::backend::cpu::CpuBackend;
+use discrete_diffusion::backend::steps::{
+    DfmEulerStep, JumpRule, LladaStep, MdlmStep, Scorer, SeddAbsorbingStep, StepRng, ThresholdStep,
+    dfm_euler_step, llada_step, mdlm_ancestral_step, sample_categorical,
+    sedd_analytic_absorbing_step, threshold_step,
+};
 use discrete_diffusion::backend::{Backend, BatchRng, ReferenceBackend, RowSpec, RowSummary};
 use discrete_diffusion::rng::{CounterRng, Purpose, RngKey};
+use discrete_diffusion::schedule::{Kappa, Linear, LogLinear};
 use ndarray::{Array2, Array3, Axis, s};
 use rayon::prelude::*;
 
@@ -43,9 +49,7 @@ const SIZES: [(usize, usize, usize); 5] = [
 /// Slow runners are benched only up to this many elements by default.
 const SLOW_MAX_ELEMS: usize = 100_000_000;
 
-/// The inputs of one size (see the module docs). Some fields are read only by the real
-/// steps' runners.
-#[allow(dead_code)]
+/// The inputs of one size (see the module docs).
 struct Workload {
     logits: Array3<f32>,
     tokens: Array2<u32>,
@@ -55,7 +59,6 @@ struct Workload {
 }
 
 /// Output buffers (`O(B·L)`), reused across iterations.
-#[allow(dead_code)]
 struct Scratch {
     summaries: Array2<RowSummary>,
     tokens: Array2<u32>,
@@ -71,16 +74,148 @@ struct Runner {
     run: RunFn,
 }
 
-/// What is benched. **One line per step or backend**: e.g. when the `CpuBackend` lands,
-/// `backend_summarize("cpu", CpuBackend::new(), 1.0)`, and for a step
-/// `Runner { name: "mdlm_step", variant: "cpu", slow: false, run: Box::new(|w, o| …) }`.
+/// What is benched. **One line per step or backend** (`step(name, variant, |w, o| …)` or
+/// `backend_summarize(name, backend, τ, slow)`).
 fn runners() -> Vec<Runner> {
     vec![
+        step("cpu_categorical", "t1", |w, o| {
+            let spec = RowSpec::default();
+            sample_categorical(
+                &CpuBackend::new(),
+                w.logits.view(),
+                None,
+                &spec,
+                &step_rng(w),
+                o.tokens.view_mut(),
+            )
+            .map(|_| ())
+        }),
+        step("cpu_mdlm", "loglinear", |w, o| {
+            let sched = LogLinear::new(1e-3)?;
+            let p = MdlmStep {
+                mask_id: w.mask,
+                t: 0.5,
+                s: 0.5 - 1.0 / 128.0,
+            };
+            mdlm_ancestral_step(
+                &CpuBackend::new(),
+                &sched,
+                w.logits.view(),
+                o.tokens.view_mut(),
+                &p,
+                &step_rng(w),
+            )
+            .map(|_| ())
+        }),
+        step("cpu_llada", "t1", |w, o| llada(w, o, 1.0)),
+        step("cpu_llada", "greedy", |w, o| llada(w, o, 0.0)),
+        step("cpu_fast_dllm", "greedy", |w, o| {
+            let p = ThresholdStep {
+                mask_id: w.mask,
+                temperature: 0.0,
+                threshold: 0.9,
+                exclude_mask: false,
+            };
+            threshold_step(
+                &CpuBackend::new(),
+                w.logits.view(),
+                o.tokens.view_mut(),
+                None,
+                &p,
+                &step_rng(w),
+            )
+            .map(|_| ())
+        }),
+        step("cpu_dfm", "exact_jump", |w, o| {
+            let kappa = Kappa::convex(Linear::new());
+            let p = DfmEulerStep {
+                mask_id: w.mask,
+                s: 0.5,
+                s_next: 0.5 + 1.0 / 128.0,
+                rule: JumpRule::Exponential,
+                final_step: false,
+                exclude_mask: false,
+            };
+            dfm_euler_step(
+                &CpuBackend::new(),
+                &kappa,
+                w.logits.view(),
+                o.tokens.view_mut(),
+                &p,
+                &step_rng(w),
+            )
+            .map(|_| ())
+        }),
+        step("cpu_sedd", "analytic", |w, o| {
+            let sched = LogLinear::new(1e-3)?;
+            let p = SeddAbsorbingStep {
+                mask_id: w.mask,
+                t: 0.5,
+                s: 0.5 - 1.0 / 128.0,
+            };
+            sedd_analytic_absorbing_step(
+                &CpuBackend::new(),
+                &sched,
+                w.logits.view(),
+                o.tokens.view_mut(),
+                &p,
+                &step_rng(w),
+            )
+            .map(|_| ())
+        }),
         backend_summarize("cpu_summarize", CpuBackend::new(), 0.0, false),
         backend_summarize("cpu_summarize", CpuBackend::new(), 1.0, false),
         backend_summarize("reference_summarize", ReferenceBackend, 0.0, true),
         backend_summarize("reference_summarize", ReferenceBackend, 1.0, true),
     ]
+}
+
+/// A fused step on the `CpuBackend`; the tokens are reset first so that every iteration does
+/// the same work.
+fn step(
+    name: &'static str,
+    variant: &'static str,
+    run: impl Fn(&Workload, &mut Scratch) -> discrete_diffusion::Result<()> + Sync + 'static,
+) -> Runner {
+    Runner {
+        name,
+        variant,
+        slow: false,
+        run: Box::new(move |w, o| {
+            o.tokens.assign(&w.tokens);
+            run(w, o)
+        }),
+    }
+}
+
+fn step_rng(w: &Workload) -> StepRng<'_> {
+    StepRng {
+        seed: w.seed,
+        streams: &w.streams,
+        step: 0,
+    }
+}
+
+/// LLaDA's low-confidence step at temperature `τ`, `k = L/64` per sequence.
+fn llada(w: &Workload, o: &mut Scratch, temperature: f64) -> discrete_diffusion::Result<()> {
+    let (b, l) = w.tokens.dim();
+    let k = vec![(l / 64).max(1); b];
+    let p = LladaStep {
+        mask_id: w.mask,
+        temperature,
+        scorer: Scorer::Confidence,
+        exclude_mask: false,
+    };
+    llada_step(
+        &CpuBackend::new(),
+        w.logits.view(),
+        o.tokens.view_mut(),
+        None,
+        &k,
+        &p,
+        &step_rng(w),
+    )
+    .map(|_| ())
 }
 
 /// `Backend::summarize` over every position at temperature `τ` (`variant` "greedy" for 0,
