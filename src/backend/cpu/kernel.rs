@@ -19,7 +19,9 @@
 //!
 //! All arithmetic is IEEE `f32`/`f64` `+ − ×` in a fixed order on explicit lane arrays (no
 //! `mul_add`, no reassociation), so every dispatch path returns identical bits; the
-//! compiler auto-vectorises the lane loops to the width of the enabled instruction set.
+//! compiler auto-vectorises the lane loops to the width of the enabled instruction set,
+//! except the `f64` lane accumulation on AVX-512, which is written with intrinsics (the
+//! same additions into the same lanes) because LLVM kept it in 2-lane registers.
 #![allow(unsafe_code)]
 
 use super::exp::{EXP_CUTOFF, exp_nonpositive};
@@ -146,18 +148,68 @@ pub(crate) fn pass(
     }
 }
 
+/// The weights [`weight`]`(x, m, inv_tau, temper)` of `xb` into `out[..xb.len()]`, on
+/// `level` (the same bits on every level; the draw's walk over its block).
+pub(crate) fn weights(
+    level: Simd,
+    xb: &[f32],
+    m: f32,
+    inv_tau: f32,
+    temper: bool,
+    out: &mut [f32],
+) {
+    match level {
+        #[cfg(target_arch = "x86_64")]
+        Simd::Avx512 if Simd::Avx512.is_available() => {
+            // SAFETY: the target features of `weights_avx512` were checked just now.
+            unsafe { weights_avx512(xb, m, inv_tau, temper, out) }
+        }
+        #[cfg(target_arch = "x86_64")]
+        Simd::Avx2 | Simd::Avx512 if Simd::Avx2.is_available() => {
+            // SAFETY: the target features of `weights_avx2` were checked just now.
+            unsafe { weights_avx2(xb, m, inv_tau, temper, out) }
+        }
+        _ => weights_impl(xb, m, inv_tau, temper, out),
+    }
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma")]
+fn weights_avx2(xb: &[f32], m: f32, inv_tau: f32, temper: bool, out: &mut [f32]) {
+    weights_impl(xb, m, inv_tau, temper, out)
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma,avx512f,avx512dq,avx512vl,avx512bw")]
+fn weights_avx512(xb: &[f32], m: f32, inv_tau: f32, temper: bool, out: &mut [f32]) {
+    weights_impl(xb, m, inv_tau, temper, out)
+}
+
+#[inline(always)]
+fn weights_impl(xb: &[f32], m: f32, inv_tau: f32, temper: bool, out: &mut [f32]) {
+    if temper {
+        for (o, &x) in out.iter_mut().zip(xb) {
+            *o = weight(x, m, inv_tau, true);
+        }
+    } else {
+        for (o, &x) in out.iter_mut().zip(xb) {
+            *o = weight(x, m, inv_tau, false);
+        }
+    }
+}
+
 /// Expands to the monomorphised pass for `mode` (8 variants).
 macro_rules! dispatch_mode {
-    ($mode:expr, $($arg:expr),*) => {
+    ($wide:literal, $mode:expr, $($arg:expr),*) => {
         match ($mode.temper, $mode.entropy, $mode.top2) {
-            (false, false, false) => pass_impl::<false, false, false>($($arg),*),
-            (false, false, true) => pass_impl::<false, false, true>($($arg),*),
-            (false, true, false) => pass_impl::<false, true, false>($($arg),*),
-            (false, true, true) => pass_impl::<false, true, true>($($arg),*),
-            (true, false, false) => pass_impl::<true, false, false>($($arg),*),
-            (true, false, true) => pass_impl::<true, false, true>($($arg),*),
-            (true, true, false) => pass_impl::<true, true, false>($($arg),*),
-            (true, true, true) => pass_impl::<true, true, true>($($arg),*),
+            (false, false, false) => pass_impl::<false, false, false, $wide>($($arg),*),
+            (false, false, true) => pass_impl::<false, false, true, $wide>($($arg),*),
+            (false, true, false) => pass_impl::<false, true, false, $wide>($($arg),*),
+            (false, true, true) => pass_impl::<false, true, true, $wide>($($arg),*),
+            (true, false, false) => pass_impl::<true, false, false, $wide>($($arg),*),
+            (true, false, true) => pass_impl::<true, false, true, $wide>($($arg),*),
+            (true, true, false) => pass_impl::<true, true, false, $wide>($($arg),*),
+            (true, true, true) => pass_impl::<true, true, true, $wide>($($arg),*),
         }
     };
 }
@@ -169,7 +221,7 @@ fn pass_portable(
     inv_tau: f32,
     blocks: &mut Vec<BlockRec>,
 ) -> PassOut {
-    dispatch_mode!(mode, row, segs, inv_tau, blocks)
+    dispatch_mode!(false, mode, row, segs, inv_tau, blocks)
 }
 
 #[cfg(target_arch = "x86_64")]
@@ -181,7 +233,7 @@ fn pass_avx2(
     inv_tau: f32,
     blocks: &mut Vec<BlockRec>,
 ) -> PassOut {
-    dispatch_mode!(mode, row, segs, inv_tau, blocks)
+    dispatch_mode!(false, mode, row, segs, inv_tau, blocks)
 }
 
 #[cfg(target_arch = "x86_64")]
@@ -193,7 +245,7 @@ fn pass_avx512(
     inv_tau: f32,
     blocks: &mut Vec<BlockRec>,
 ) -> PassOut {
-    dispatch_mode!(mode, row, segs, inv_tau, blocks)
+    dispatch_mode!(true, mode, row, segs, inv_tau, blocks)
 }
 
 #[inline(always)]
@@ -208,7 +260,7 @@ fn fmin(a: f32, b: f32) -> f32 {
 
 /// The pass over the allowed segments of `row` (see the module docs).
 #[inline(always)]
-fn pass_impl<const TEMPER: bool, const ENT: bool, const TOP2: bool>(
+fn pass_impl<const TEMPER: bool, const ENT: bool, const TOP2: bool, const WIDE: bool>(
     row: &[f32],
     segs: &[(usize, usize)],
     inv_tau: f32,
@@ -233,13 +285,13 @@ fn pass_impl<const TEMPER: bool, const ENT: bool, const TOP2: bool>(
             let bm = block_max::<TOP2>(xb, &mut t1, &mut t2);
             if bm > m {
                 m = bm;
-                argmax = start + xb.iter().position(|&x| x == bm).unwrap_or(0);
+                argmax = start + first_equal(xb, bm);
             }
             if bm == f32::NEG_INFINITY {
                 // Every entry is −∞ (weight 0) or NaN: nothing to sum, but report a NaN.
                 nan |= xb.iter().any(|x| x.is_nan());
             } else {
-                let (s, st, t) = block_sums::<TEMPER, ENT>(xb, m, inv_tau, &mut bufs);
+                let (s, st, t) = block_sums::<TEMPER, ENT, WIDE>(xb, m, inv_tau, &mut bufs);
                 blocks.push(BlockRec {
                     m,
                     start,
@@ -263,6 +315,29 @@ fn pass_impl<const TEMPER: bool, const ENT: bool, const TOP2: bool>(
         second,
         nan,
     }
+}
+
+/// The first index of `bm` in `xb` (0 if absent, which the caller rules out): a
+/// branch-free compare over each [`LANES`]-chunk finds the chunk, a scalar scan the index.
+#[inline(always)]
+fn first_equal(xb: &[f32], bm: f32) -> usize {
+    let mut chunks = xb.chunks_exact(LANES);
+    let mut base = 0;
+    for c in &mut chunks {
+        let c: &[f32; LANES] = c.try_into().expect("chunks_exact yields LANES");
+        let mut hit = false;
+        for &x in c {
+            hit |= x == bm;
+        }
+        if hit {
+            break;
+        }
+        base += LANES;
+    }
+    xb[base..]
+        .iter()
+        .position(|&x| x == bm)
+        .map_or(0, |k| base + k)
 }
 
 /// The second largest of the union of the lanes' top-2 pairs, counting ties.
@@ -344,7 +419,7 @@ fn max_lane<const TOP2: bool>(x: f32, lm: &mut f32, t1: &mut f32, t2: &mut f32) 
 /// buffers live in L1), then the buffers are added into [`LANES`] `f64` accumulators,
 /// id `k` into lane `k mod LANES`; the zero padding past the block's end adds exact zeros.
 #[inline(always)]
-fn block_sums<const TEMPER: bool, const ENT: bool>(
+fn block_sums<const TEMPER: bool, const ENT: bool, const WIDE: bool>(
     xb: &[f32],
     m: f32,
     inv_tau: f32,
@@ -377,12 +452,12 @@ fn block_sums<const TEMPER: bool, const ENT: bool>(
     }
     let mut st = 0.0;
     let mut t = 0.0;
-    let s = accumulate(&e[..full]);
+    let s = accumulate::<WIDE>(&e[..full]);
     if ENT {
-        t = accumulate(&ey[..full]);
+        t = accumulate::<WIDE>(&ey[..full]);
     }
     if TEMPER {
-        st = accumulate(&et[..full]);
+        st = accumulate::<WIDE>(&et[..full]);
     }
     (s, st, t)
 }
@@ -403,7 +478,13 @@ struct Bufs {
 /// register of `f64` each): written as one 16-lane loop, LLVM's SLP vectoriser split it
 /// into 2-lane pieces (same additions, same order, either way).
 #[inline(always)]
-fn accumulate(xs: &[f32]) -> f64 {
+fn accumulate<const WIDE: bool>(xs: &[f32]) -> f64 {
+    #[cfg(target_arch = "x86_64")]
+    if WIDE {
+        // SAFETY: `WIDE` is only instantiated by `pass_avx512`, whose caller has checked
+        // AVX-512 F/DQ at run time.
+        return unsafe { accumulate_avx512(xs) };
+    }
     const H: usize = LANES / 2;
     let mut lo = [0f64; H];
     let mut hi = [0f64; H];
@@ -419,6 +500,34 @@ fn accumulate(xs: &[f32]) -> f64 {
     let mut acc = [0f64; LANES];
     acc[..H].copy_from_slice(&lo);
     acc[H..].copy_from_slice(&hi);
+    sum_lanes(&acc)
+}
+
+/// [`accumulate`] in AVX-512 registers: the same `f64` additions into the same lanes in
+/// the same order (lane `j` of `lo`/`hi` is lane `j`/`H + j`), so the same bits; the
+/// auto-vectorised loop used 2-lane `f64` registers, a fifth of the block pass.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f,avx512dq")]
+#[inline]
+fn accumulate_avx512(xs: &[f32]) -> f64 {
+    use std::arch::x86_64::{
+        _mm512_add_pd, _mm512_castps512_ps256, _mm512_cvtps_pd, _mm512_extractf32x8_ps,
+        _mm512_loadu_ps, _mm512_setzero_pd, _mm512_storeu_pd,
+    };
+    let mut lo = _mm512_setzero_pd();
+    let mut hi = _mm512_setzero_pd();
+    for c in xs.chunks_exact(LANES) {
+        // SAFETY: `c` holds `LANES` = 16 `f32`, exactly one unaligned 512-bit load.
+        let x = unsafe { _mm512_loadu_ps(c.as_ptr()) };
+        lo = _mm512_add_pd(lo, _mm512_cvtps_pd(_mm512_castps512_ps256(x)));
+        hi = _mm512_add_pd(hi, _mm512_cvtps_pd(_mm512_extractf32x8_ps::<1>(x)));
+    }
+    let mut acc = [0f64; LANES];
+    // SAFETY: `acc` holds 16 `f64`: two unaligned 512-bit stores of 8 each.
+    unsafe {
+        _mm512_storeu_pd(acc.as_mut_ptr(), lo);
+        _mm512_storeu_pd(acc.as_mut_ptr().add(LANES / 2), hi);
+    }
     sum_lanes(&acc)
 }
 

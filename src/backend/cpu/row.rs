@@ -11,7 +11,7 @@
 //!
 //! [`BLOCK`]: super::kernel::BLOCK
 
-use super::kernel::{self, BlockRec, Mode, Simd};
+use super::kernel::{self, BLOCK, BlockRec, Mode, Simd};
 use crate::backend::RowSummary;
 use crate::error::{Error, Result};
 
@@ -145,22 +145,28 @@ fn draw(row: &[f32], p: &RowParams<'_>, blocks: &[BlockRec], m: f64, target: f64
             last_positive = Some(k);
             let next = cum + w;
             if next > target {
-                return Some(walk_block(row, blk, p.inv_tau, temper, (target - cum) / fk));
+                return Some(walk_block(row, blk, p, (target - cum) / fk));
             }
             cum = next;
         }
     }
     // Rounding at u → 1: the last positive weight (the maximum's block always has one).
-    last_positive.map(|k| walk_block(row, &blocks[k], p.inv_tau, temper, f64::INFINITY))
+    last_positive.map(|k| walk_block(row, &blocks[k], p, f64::INFINITY))
 }
 
 /// The first id of the block whose running weight (relative to the block maximum)
 /// exceeds `rem`, else the block's last positive-weight id.
-fn walk_block(row: &[f32], blk: &BlockRec, inv_tau: f32, temper: bool, rem: f64) -> usize {
+///
+/// The weights are computed first, on the pass's instruction set (vectorised), then
+/// summed left to right in `f64`.
+fn walk_block(row: &[f32], blk: &BlockRec, p: &RowParams<'_>, rem: f64) -> usize {
+    let mut ws = [0f32; BLOCK];
+    let ws = &mut ws[..blk.len];
+    let xb = &row[blk.start..blk.start + blk.len];
+    kernel::weights(p.level, xb, blk.m, p.inv_tau, p.mode.temper, ws);
     let mut c = 0.0f64;
     let mut last = blk.start;
-    for (j, &x) in row[blk.start..blk.start + blk.len].iter().enumerate() {
-        let w = kernel::weight(x, blk.m, inv_tau, temper);
+    for (j, &w) in ws.iter().enumerate() {
         if w > 0.0 {
             last = blk.start + j;
             c += w as f64;
