@@ -31,6 +31,7 @@ pub mod generator;
 pub mod marginal;
 pub mod mask_uniform;
 pub mod mixture;
+pub mod path;
 pub mod posterior;
 pub mod similarity;
 pub mod uniform;

@@ -1,4 +1,5 @@
 //! Reverse processes: ancestral and routed samplers (DESIGN §2 `sample`).
 
 pub mod d3pm;
+pub mod flow;
 pub mod rdm;

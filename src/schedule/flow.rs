@@ -104,6 +104,33 @@ impl<S: Schedule> Kappa<S> {
             }
         })
     }
+    /// The forward (data-ward) jump coefficient of the mixture path,
+    /// `κ̇(s)/(1 − κ(s))` (Gat et al. 2024, eq. for `u_t` of the mixture path): the rate at
+    /// which a token not yet at the data jumps to it. Singular at `κ(s) = 1` (the path is at
+    /// the data): returned as `+∞` there when `κ̇(s) > 0` and `0` when `κ̇(s) = 0`, never
+    /// a division by zero.
+    ///
+    /// # Errors
+    /// `s ∉ [0, 1]`, or a schedule error; [`Error::Numerical`] if `κ̇/(1 − κ)` is NaN.
+    pub fn forward_rate(&self, s: f64) -> Result<f64> {
+        let k = self.kappa(s)?;
+        let dk = self.kappa_derivative(s)?;
+        singular_ratio(dk, 1.0 - k, "κ̇/(1 − κ)", s)
+    }
+
+    /// The backward (source-ward) jump coefficient `κ̇(s)/κ(s)`: the rate of the backward
+    /// velocity `ǔ = κ̇/κ (δ_z − p_0)` (Gat et al. 2024, §2.3 "corrector sampling").
+    /// Singular at `κ(s) = 0` (the path is at the source): `+∞` there when `κ̇(s) > 0`,
+    /// `0` when `κ̇(s) = 0`.
+    ///
+    /// # Errors
+    /// As [`Kappa::forward_rate`].
+    pub fn backward_rate(&self, s: f64) -> Result<f64> {
+        let k = self.kappa(s)?;
+        let dk = self.kappa_derivative(s)?;
+        singular_ratio(dk, k, "κ̇/κ", s)
+    }
+
     /// Signal-to-noise ratio `κ(s)/σ(s)`.
     pub fn snr(&self, s: f64) -> Result<f64> {
         let k = self.kappa(s)?;
@@ -125,6 +152,46 @@ impl<S: Schedule> Kappa<S> {
         };
         self.kappa_inverse(k)
     }
+}
+
+impl Kappa<super::Linear> {
+    /// `CondOTScheduler`: `κ(s) = s` (convex), i.e. [`Linear`](super::Linear) under
+    /// `t = 1 − s`.
+    pub fn cond_ot() -> Self {
+        Kappa::convex(super::Linear::new())
+    }
+}
+
+impl Kappa<FlowPolynomial> {
+    /// `PolynomialConvexScheduler(n)`: `κ(s) = sⁿ` (convex), `n > 0` finite.
+    pub fn polynomial(n: f64) -> Result<Self> {
+        Ok(Kappa::convex(FlowPolynomial::new(n)?))
+    }
+}
+
+impl Kappa<super::MdlmCosine> {
+    /// The cosine path `κ(s) = sin(πs/2)` taken as a convex (mixture) scheduler: MDLM's
+    /// cosine schedule with `ε = 0` under `t = 1 − s`. (flow_matching's `CosineScheduler`
+    /// is the same `κ` with the VP `σ`; use [`Kappa::variance_preserving`] for that one.)
+    pub fn cosine() -> Self {
+        Kappa::convex(super::MdlmCosine::new(0.0).expect("ε = 0 is a valid MDLM cosine floor"))
+    }
+}
+
+/// `num/den` for `num ≥ 0`, `den ∈ [0, 1]`, with the singular point `den = 0` made explicit.
+fn singular_ratio(num: f64, den: f64, what: &str, s: f64) -> Result<f64> {
+    let r = if den <= 0.0 {
+        if num > 0.0 { f64::INFINITY } else { 0.0 }
+    } else {
+        num / den
+    };
+    if r.is_nan() {
+        return Err(Error::Numerical {
+            what: "Kappa",
+            reason: format!("{what} is NaN at s = {s} (κ̇ = {num}, denominator {den})"),
+        });
+    }
+    Ok(r)
 }
 
 fn check_s(s: f64) -> Result<f64> {
