@@ -370,6 +370,9 @@ impl<S: Schedule> MixturePath<S> {
             out[x1 as usize] = 1.0;
             return Ok(());
         }
+        // Integrated: the path's own transition, towards x1 only (c = 0), whatever λ is
+        // (λ may vanish where κ̇ does while κ(s_next) > κ(s)).
+        let a = if rule == JumpRule::Integrated { 1.0 } else { a };
         let to_x1 = if x1 != z { a } else { 0.0 };
         let off_source = 1.0 - self.source_prob(z);
         let lambda = to_x1 + b * off_source;
