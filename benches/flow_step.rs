@@ -54,9 +54,17 @@ fn bench(c: &mut Criterion) {
     let k = 8;
     for (b, l, v) in SIZES {
         let mut r = CounterRng::new(RngKey::new(1), Purpose::USER, 0, 0);
-        let table = Table(Array3::from_shape_simple_fn((b, l, v), || (3.0 * normal(&mut r)) as f32));
+        let table = Table(Array3::from_shape_simple_fn((b, l, v), || {
+            (3.0 * normal(&mut r)) as f32
+        }));
         let mask = (v - 1) as u32;
-        let tokens = Array2::from_shape_fn((b, l), |(i, j)| if (i + j) % 2 == 0 { mask } else { (j % (v - 1)) as u32 });
+        let tokens = Array2::from_shape_fn((b, l), |(i, j)| {
+            if (i + j) % 2 == 0 {
+                mask
+            } else {
+                (j % (v - 1)) as u32
+            }
+        });
         let streams: Vec<u64> = (0..b as u64).collect();
         let mut group = c.benchmark_group(format!("flow_step/{b}x{l}x{v}"));
         group.throughput(Throughput::Elements((b * l * v) as u64));
@@ -66,30 +74,81 @@ fn bench(c: &mut Criterion) {
         let masked = MixturePath::new(Kappa::cond_ot(), SourceLaw::Mask(mask), v).unwrap();
         let uniform = MixturePath::new(Kappa::cond_ot(), SourceLaw::Uniform, v).unwrap();
         let solvers = [
-            ("masked_fused", MixtureSolver::new(masked.clone(), grid.clone()).unwrap()),
-            ("masked_corrector", MixtureSolver::new(masked, grid.clone()).unwrap().with_div_free(0.5).unwrap()),
-            ("uniform", MixtureSolver::new(uniform, grid.clone()).unwrap()),
+            (
+                "masked_fused",
+                MixtureSolver::new(masked.clone(), grid.clone()).unwrap(),
+            ),
+            (
+                "masked_corrector",
+                MixtureSolver::new(masked, grid.clone())
+                    .unwrap()
+                    .with_div_free(0.5)
+                    .unwrap(),
+            ),
+            (
+                "uniform",
+                MixtureSolver::new(uniform, grid.clone()).unwrap(),
+            ),
         ];
         let mut logits = Array3::<f32>::zeros((b, l, v));
         for (name, solver) in &solvers {
-            solver.step(k, &table, &backend, tokens.clone().view_mut(), &mut logits, 5, &streams).unwrap();
+            solver
+                .step(
+                    k,
+                    &table,
+                    &backend,
+                    tokens.clone().view_mut(),
+                    &mut logits,
+                    5,
+                    &streams,
+                )
+                .unwrap();
             group.bench_function(BenchmarkId::new(*name, v), |bch| {
                 bch.iter_batched_ref(
                     || tokens.clone(),
-                    |t| black_box(solver.step(k, &table, &backend, t.view_mut(), &mut logits, 5, &streams).unwrap()),
+                    |t| {
+                        black_box(
+                            solver
+                                .step(k, &table, &backend, t.view_mut(), &mut logits, 5, &streams)
+                                .unwrap(),
+                        )
+                    },
                     BatchSize::LargeInput,
                 )
             });
         }
         if v <= 64 {
-            let emb = Array2::from_shape_fn((v, 2), |(x, j)| if j == 0 { x as f64 } else { ((x * 7) % v) as f64 });
-            let path = MetricPath::from_embeddings(emb.view(), MetricBeta::new(3.0, 1.0).unwrap()).unwrap();
+            let emb = Array2::from_shape_fn((v, 2), |(x, j)| {
+                if j == 0 {
+                    x as f64
+                } else {
+                    ((x * 7) % v) as f64
+                }
+            });
+            let path = MetricPath::from_embeddings(emb.view(), MetricBeta::new(3.0, 1.0).unwrap())
+                .unwrap();
             let solver = MetricSolver::new(path, grid.clone()).unwrap();
-            solver.step(k, &table, &backend, tokens.clone().view_mut(), &mut logits, 5, &streams).unwrap();
+            solver
+                .step(
+                    k,
+                    &table,
+                    &backend,
+                    tokens.clone().view_mut(),
+                    &mut logits,
+                    5,
+                    &streams,
+                )
+                .unwrap();
             group.bench_function(BenchmarkId::new("metric", v), |bch| {
                 bch.iter_batched_ref(
                     || tokens.clone(),
-                    |t| black_box(solver.step(k, &table, &backend, t.view_mut(), &mut logits, 5, &streams).unwrap()),
+                    |t| {
+                        black_box(
+                            solver
+                                .step(k, &table, &backend, t.view_mut(), &mut logits, 5, &streams)
+                                .unwrap(),
+                        )
+                    },
                     BatchSize::LargeInput,
                 )
             });

@@ -23,7 +23,7 @@ fn kappa_of(c: &Value) -> Kappa<Box<dyn Schedule>> {
         .and_then(Value::as_str)
         .unwrap();
     match kind {
-        "condot" => Kappa::convex(Box::new(Kappa::cond_ot().schedule().clone())),
+        "condot" => Kappa::convex(Box::new(*Kappa::cond_ot().schedule())),
         "polynomial" => Kappa::convex(Box::new(
             *Kappa::polynomial(num(&inp["n"])).unwrap().schedule(),
         )),
@@ -51,9 +51,18 @@ fn convex_schedulers_and_jump_coefficients() {
         let a: Vec<f64> = t.iter().map(|&s| k.kappa(s).unwrap()).collect();
         let da: Vec<f64> = t.iter().map(|&s| k.kappa_derivative(s).unwrap()).collect();
         assert_close(&format!("{name} alpha_t"), &a, &vec1(&e["alpha_t"]), tol(c));
-        assert_close(&format!("{name} d_alpha_t"), &da, &vec1(&e["d_alpha_t"]), tol(c));
+        assert_close(
+            &format!("{name} d_alpha_t"),
+            &da,
+            &vec1(&e["d_alpha_t"]),
+            tol(c),
+        );
         // The jump coefficients are the ratios of the anchor's quantities.
-        for ((&s, &al), &d) in t.iter().zip(&vec1(&e["alpha_t"])).zip(&vec1(&e["d_alpha_t"])) {
+        for ((&s, &al), &d) in t
+            .iter()
+            .zip(&vec1(&e["alpha_t"]))
+            .zip(&vec1(&e["d_alpha_t"]))
+        {
             assert_close1(name, k.forward_rate(s).unwrap(), d / (1.0 - al), tol(c));
             if al > 0.0 {
                 assert_close1(name, k.backward_rate(s).unwrap(), d / al, tol(c));
@@ -115,12 +124,7 @@ fn generalized_kl_loss() {
     for c in cases(&file, "generalized_kl_") {
         let name = c["name"].as_str().unwrap();
         let inp = &c["inputs"];
-        let rows: Vec<Vec<Vec<f64>>> = inp["logits"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(vec2)
-            .collect();
+        let rows: Vec<Vec<Vec<f64>>> = inp["logits"].as_array().unwrap().iter().map(vec2).collect();
         let (b, l, v) = (rows.len(), rows[0].len(), rows[0][0].len());
         let logits = Array3::from_shape_fn((b, l, v), |(i, j, k)| rows[i][j][k]);
         let tok = |key: &str| {
@@ -140,7 +144,12 @@ fn generalized_kl_loss() {
         let want: Vec<f64> = vec2(&c["expected"]["loss_none"]).concat();
         assert_close(name, d.as_slice().unwrap(), &want, tol(c));
         assert_close1(name, d.sum(), num(&c["expected"]["loss_sum"]), tol(c));
-        assert_close1(name, d.mean().unwrap(), num(&c["expected"]["loss_mean"]), tol(c));
+        assert_close1(
+            name,
+            d.mean().unwrap(),
+            num(&c["expected"]["loss_mean"]),
+            tol(c),
+        );
         n += 1;
     }
     assert!(n >= 2);
@@ -174,12 +183,28 @@ fn euler_step_laws_with_and_without_div_free() {
             assert_close1(&format!("{name} λ | x1={x1}"), lam, inten[x1], tol(c));
             u[z as usize] = 0.0; // the anchor's u[x_t] := 0 (ours holds −λ)
             assert_close(&format!("{name} u | x1={x1}"), &u, &vel[x1], tol(c));
-            path.step_law_given_data(s, s + h, z, x1 as u32, c_df, JumpRule::Exponential, &mut law)
-                .unwrap();
+            path.step_law_given_data(
+                s,
+                s + h,
+                z,
+                x1 as u32,
+                c_df,
+                JumpRule::Exponential,
+                &mut law,
+            )
+            .unwrap();
             assert_close(&format!("{name} law | x1={x1}"), &law, &given[x1], tol(c));
         }
-        path.step_law(s, s + h, z, &vec1(&inp["p_1t"]), c_df, JumpRule::Exponential, &mut law)
-            .unwrap();
+        path.step_law(
+            s,
+            s + h,
+            z,
+            &vec1(&inp["p_1t"]),
+            c_df,
+            JumpRule::Exponential,
+            &mut law,
+        )
+        .unwrap();
         assert_close(name, &law, &vec1(&e["probs"]), tol(c));
         n += 1;
     }

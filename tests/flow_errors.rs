@@ -36,11 +36,25 @@ fn kappa_rates_and_constructors() {
 fn mixture_path_inputs() {
     let k = Kappa::cond_ot();
     assert!(err(MixturePath::new(k.clone(), SourceLaw::Uniform, 1)).contains("vocab"));
-    assert!(MixturePath::new(Kappa::variance_preserving(Linear::new()), SourceLaw::Uniform, 3).is_err());
+    assert!(
+        MixturePath::new(
+            Kappa::variance_preserving(Linear::new()),
+            SourceLaw::Uniform,
+            3
+        )
+        .is_err()
+    );
     assert!(err(MixturePath::new(k.clone(), SourceLaw::Mask(3), 3)).contains("mask"));
     assert!(MixturePath::new(k.clone(), SourceLaw::Distribution(vec![0.5, 0.5]), 3).is_err());
     assert!(MixturePath::new(k.clone(), SourceLaw::Distribution(vec![0.5, 0.6, -0.1]), 3).is_err());
-    assert!(MixturePath::new(k.clone(), SourceLaw::Distribution(vec![0.5, f64::NAN, 0.5]), 3).is_err());
+    assert!(
+        MixturePath::new(
+            k.clone(),
+            SourceLaw::Distribution(vec![0.5, f64::NAN, 0.5]),
+            3
+        )
+        .is_err()
+    );
     let p = MixturePath::new(k, SourceLaw::Mask(0), 3).unwrap();
     let mut out = [0.0; 3];
     assert!(p.probs_given_data(0.5, 3, &mut out).is_err());
@@ -50,31 +64,89 @@ fn mixture_path_inputs() {
     // Velocities: singular κ = 1, negative or NaN div_free, bad tokens.
     assert!(err(p.conditional_velocity(1.0, 0, 1, 0.0, &mut out)).contains("singular"));
     assert!(p.conditional_velocity(0.5, 0, 1, -1.0, &mut out).is_err());
-    assert!(p.conditional_velocity(0.5, 0, 1, f64::NAN, &mut out).is_err());
+    assert!(
+        p.conditional_velocity(0.5, 0, 1, f64::NAN, &mut out)
+            .is_err()
+    );
     assert!(p.conditional_velocity(0.5, 5, 1, 0.0, &mut out).is_err());
     // Step laws.
-    assert!(p.step_law_given_data(0.5, 0.5, 0, 1, 0.0, JumpRule::Exponential, &mut out).is_err());
-    assert!(p.step_law_given_data(0.5, 0.4, 0, 1, 0.0, JumpRule::Exponential, &mut out).is_err());
-    assert!(p.step_law_given_data(0.5, 0.6, 0, 1, 0.5, JumpRule::Integrated, &mut out).is_err());
-    assert!(p.step_law(0.5, 0.6, 0, &[0.5, 0.6, 0.0], 0.0, JumpRule::Exponential, &mut out).is_err());
-    assert!(p.step_law(0.5, 0.6, 0, &[0.5, 0.5], 0.0, JumpRule::Exponential, &mut out).is_err());
+    assert!(
+        p.step_law_given_data(0.5, 0.5, 0, 1, 0.0, JumpRule::Exponential, &mut out)
+            .is_err()
+    );
+    assert!(
+        p.step_law_given_data(0.5, 0.4, 0, 1, 0.0, JumpRule::Exponential, &mut out)
+            .is_err()
+    );
+    assert!(
+        p.step_law_given_data(0.5, 0.6, 0, 1, 0.5, JumpRule::Integrated, &mut out)
+            .is_err()
+    );
+    assert!(
+        p.step_law(
+            0.5,
+            0.6,
+            0,
+            &[0.5, 0.6, 0.0],
+            0.0,
+            JumpRule::Exponential,
+            &mut out
+        )
+        .is_err()
+    );
+    assert!(
+        p.step_law(
+            0.5,
+            0.6,
+            0,
+            &[0.5, 0.5],
+            0.0,
+            JumpRule::Exponential,
+            &mut out
+        )
+        .is_err()
+    );
     // A = κ̇/(1 − κ) = ∞ (here κ̇(0) = ∞ for κ = √s) is explicit: jump surely to x1.
     let lin = MixturePath::new(Kappa::cond_ot(), SourceLaw::Uniform, 3).unwrap();
     let sqrt = MixturePath::new(Kappa::polynomial(0.5).unwrap(), SourceLaw::Uniform, 3).unwrap();
-    sqrt.step_law_given_data(0.0, 0.1, 0, 2, 0.0, JumpRule::Exponential, &mut out).unwrap();
+    sqrt.step_law_given_data(0.0, 0.1, 0, 2, 0.0, JumpRule::Exponential, &mut out)
+        .unwrap();
     assert_eq!(out, [0.0, 0.0, 1.0]);
     // Sampling shapes.
     let st = [1u64, 2];
-    let rng = StepRng { seed: 0, streams: &st, step: 0 };
+    let rng = StepRng {
+        seed: 0,
+        streams: &st,
+        step: 0,
+    };
     let x1 = Array2::<u32>::zeros((2, 3));
-    assert!(lin.sample(Array1::from(vec![0.5]).view(), x1.view(), &rng).is_err());
-    assert!(lin.sample(Array1::from(vec![0.5, 2.0]).view(), x1.view(), &rng).is_err());
-    assert!(lin.sample(Array1::from(vec![0.5, 0.5]).view(), Array2::from_elem((2, 3), 7).view(), &rng).is_err());
+    assert!(
+        lin.sample(Array1::from(vec![0.5]).view(), x1.view(), &rng)
+            .is_err()
+    );
+    assert!(
+        lin.sample(Array1::from(vec![0.5, 2.0]).view(), x1.view(), &rng)
+            .is_err()
+    );
+    assert!(
+        lin.sample(
+            Array1::from(vec![0.5, 0.5]).view(),
+            Array2::from_elem((2, 3), 7).view(),
+            &rng
+        )
+        .is_err()
+    );
     assert!(lin.sample_source((0, 3), &rng).is_err());
     assert!(lin.sample_source((3, 3), &rng).is_err());
-    assert!(lin
-        .sample_given_endpoints(Array1::from(vec![0.5, 0.5]).view(), Array2::zeros((2, 2)).view(), x1.view(), &rng)
-        .is_err());
+    assert!(
+        lin.sample_given_endpoints(
+            Array1::from(vec![0.5, 0.5]).view(),
+            Array2::zeros((2, 2)).view(),
+            x1.view(),
+            &rng
+        )
+        .is_err()
+    );
 }
 
 #[test]
@@ -90,7 +162,9 @@ fn velocity_functions() {
     assert!(forward_velocity_from_logits(&k, 0.5, 0, &[0.0f32, 1.0], &mut out).is_err());
     assert!(corrector_velocity(&[0.0; 3], &[0.0; 2], 0.5, &mut out).is_err());
     assert!(corrector_velocity(&[0.0; 3], &[0.0; 3], -0.5, &mut out).is_err());
-    assert!(divergence_free_velocity(&[0.0, f64::INFINITY, 0.0], &[0.0; 3], 0.5, &mut out).is_err());
+    assert!(
+        divergence_free_velocity(&[0.0, f64::INFINITY, 0.0], &[0.0; 3], 0.5, &mut out).is_err()
+    );
 }
 
 #[test]
@@ -108,12 +182,25 @@ fn metric_path_inputs() {
     let mut out = [0.0; 2];
     assert!(err(p.conditional_velocity(1.0, 0, 1, &mut out)).contains("singular"));
     assert!(p.conditional_velocity(0.5, 2, 1, &mut out).is_err());
-    assert!(p.step_law_given_data(0.2, 0.3, 0, 1, JumpRule::Integrated, &mut out).is_err());
+    assert!(
+        p.step_law_given_data(0.2, 0.3, 0, 1, JumpRule::Integrated, &mut out)
+            .is_err()
+    );
     assert!(p.marginal_velocity(0.5, 0, &[0.5, 0.6], &mut out).is_err());
-    assert!(MetricSolver::new(p.clone(), vec![0.0, 1.0]).unwrap().with_rule(JumpRule::Integrated).is_err());
+    assert!(
+        MetricSolver::new(p.clone(), vec![0.0, 1.0])
+            .unwrap()
+            .with_rule(JumpRule::Integrated)
+            .is_err()
+    );
     // β̇(0) = ∞ for a < 1: the step law takes the limit explicitly.
-    let q = MetricPath::new(array![[0.0, 1.0], [2.0, 0.0]], MetricBeta::new(1.0, 0.5).unwrap()).unwrap();
-    q.step_law_given_data(0.0, 0.1, 0, 1, JumpRule::Exponential, &mut out).unwrap();
+    let q = MetricPath::new(
+        array![[0.0, 1.0], [2.0, 0.0]],
+        MetricBeta::new(1.0, 0.5).unwrap(),
+    )
+    .unwrap();
+    q.step_law_given_data(0.0, 0.1, 0, 1, JumpRule::Exponential, &mut out)
+        .unwrap();
     assert_eq!(out, [0.0, 1.0]);
 }
 
@@ -127,19 +214,58 @@ fn solver_inputs_and_no_write_on_error() {
     assert!(MixtureSolver::new(path.clone(), vec![-0.1, 1.0]).is_err());
     let solver = MixtureSolver::new(path.clone(), vec![0.0, 0.5, 1.0]).unwrap();
     assert!(solver.clone().with_div_free(-1.0).is_err());
-    assert!(solver.clone().with_rule(JumpRule::Integrated).unwrap().with_div_free(0.5).is_err());
-    assert!(solver.clone().with_div_free(0.5).unwrap().with_rule(JumpRule::Integrated).is_err());
-    let oracle = EnumerationOracle::from_pairs(v, 2, &[(vec![1, 2], 0.5), (vec![2, 2], 0.5)]).unwrap();
+    assert!(
+        solver
+            .clone()
+            .with_rule(JumpRule::Integrated)
+            .unwrap()
+            .with_div_free(0.5)
+            .is_err()
+    );
+    assert!(
+        solver
+            .clone()
+            .with_div_free(0.5)
+            .unwrap()
+            .with_rule(JumpRule::Integrated)
+            .is_err()
+    );
+    let oracle =
+        EnumerationOracle::from_pairs(v, 2, &[(vec![1, 2], 0.5), (vec![2, 2], 0.5)]).unwrap();
     let den = OracleDenoiser::new(oracle.clone(), path.noise_process().unwrap()).unwrap();
     let st = [3u64];
     let mut tokens = Array2::<u32>::zeros((1, 2));
     let mut logits = Array3::<f32>::zeros((1, 2, v));
     let bk = ReferenceBackend;
-    assert!(solver.step(2, &den, &bk, tokens.view_mut(), &mut logits, 0, &st).is_err());
-    assert!(solver.step(0, &den, &bk, tokens.view_mut(), &mut Array3::zeros((1, 2, 4)), 0, &st).is_err());
-    assert!(solver.step(0, &den, &bk, tokens.view_mut(), &mut logits, 0, &[1, 2]).is_err());
+    assert!(
+        solver
+            .step(2, &den, &bk, tokens.view_mut(), &mut logits, 0, &st)
+            .is_err()
+    );
+    assert!(
+        solver
+            .step(
+                0,
+                &den,
+                &bk,
+                tokens.view_mut(),
+                &mut Array3::zeros((1, 2, 4)),
+                0,
+                &st
+            )
+            .is_err()
+    );
+    assert!(
+        solver
+            .step(0, &den, &bk, tokens.view_mut(), &mut logits, 0, &[1, 2])
+            .is_err()
+    );
     let mut bad = Array2::from_elem((1, 2), 9u32);
-    assert!(solver.step(0, &den, &bk, bad.view_mut(), &mut logits, 0, &st).is_err());
+    assert!(
+        solver
+            .step(0, &den, &bk, bad.view_mut(), &mut logits, 0, &st)
+            .is_err()
+    );
     assert_eq!(bad, Array2::from_elem((1, 2), 9u32));
     let other = MixturePath::new(Kappa::cond_ot(), SourceLaw::Mask(0), 4).unwrap();
     let s4 = MixtureSolver::new(other, vec![0.0, 1.0]).unwrap();
@@ -164,14 +290,57 @@ fn loss_inputs() {
     assert!(generalized_kl(&k, 0.5, &[0.0, 1.0], 0, 1, Some(&mut [0.0; 3])).is_err());
     assert!(err(generalized_kl(&k, 1.0, &[0.0, 1.0], 0, 1, None)).contains("infinite"));
     // −∞ logit for x1: probability 0, infinite loss, not an error.
-    assert_eq!(generalized_kl(&k, 0.5, &[f64::NEG_INFINITY, 1.0], 0, 1, None).unwrap(), f64::INFINITY);
+    assert_eq!(
+        generalized_kl(&k, 0.5, &[f64::NEG_INFINITY, 1.0], 0, 1, None).unwrap(),
+        f64::INFINITY
+    );
     let l = Array3::<f64>::zeros((1, 2, 3));
     let t = Array2::<u32>::zeros((1, 2));
     let s = Array1::from(vec![0.5]);
-    assert!(generalized_kl_batch(&k, l.view(), Array2::zeros((1, 3)).view(), t.view(), s.view(), None).is_err());
-    assert!(generalized_kl_batch(&k, l.view(), t.view(), t.view(), Array1::from(vec![0.5, 0.5]).view(), None).is_err());
-    assert!(generalized_kl_batch(&k, l.view(), t.view(), t.view(), s.view(), Some(Array3::zeros((1, 2, 2)).view_mut())).is_err());
-    assert!(generalized_kl_batch(&k, Array3::<f64>::zeros((0, 2, 3)).view(), t.view(), t.view(), s.view(), None).is_err());
+    assert!(
+        generalized_kl_batch(
+            &k,
+            l.view(),
+            Array2::zeros((1, 3)).view(),
+            t.view(),
+            s.view(),
+            None
+        )
+        .is_err()
+    );
+    assert!(
+        generalized_kl_batch(
+            &k,
+            l.view(),
+            t.view(),
+            t.view(),
+            Array1::from(vec![0.5, 0.5]).view(),
+            None
+        )
+        .is_err()
+    );
+    assert!(
+        generalized_kl_batch(
+            &k,
+            l.view(),
+            t.view(),
+            t.view(),
+            s.view(),
+            Some(Array3::zeros((1, 2, 2)).view_mut())
+        )
+        .is_err()
+    );
+    assert!(
+        generalized_kl_batch(
+            &k,
+            Array3::<f64>::zeros((0, 2, 3)).view(),
+            t.view(),
+            t.view(),
+            s.view(),
+            None
+        )
+        .is_err()
+    );
     let path = MixturePath::new(Kappa::cosine(), SourceLaw::Mask(0), 3).unwrap();
     let oracle = EnumerationOracle::from_pairs(3, 2, &[(vec![1, 2], 1.0)]).unwrap();
     let den = OracleDenoiser::new(oracle, path.noise_process().unwrap()).unwrap();

@@ -7,10 +7,10 @@
 //!   the final law converges to the data at rate `O(h)`.
 
 use discrete_diffusion::backend::steps::{JumpRule, mdlm_stay_probability};
+use discrete_diffusion::kernel::NoiseProcess;
 use discrete_diffusion::kernel::absorbing::Absorbing;
 use discrete_diffusion::kernel::path::{MixturePath, SourceLaw};
 use discrete_diffusion::kernel::posterior::{PosteriorWorkspace, p_reverse_mixture};
-use discrete_diffusion::kernel::NoiseProcess;
 use discrete_diffusion::model::enumeration::EnumerationOracle;
 use discrete_diffusion::model::oracle::ExactPosterior;
 use discrete_diffusion::sample::flow::MixtureSolver;
@@ -26,8 +26,10 @@ fn data(l: usize) -> EnumerationOracle {
     let n = V.pow(l as u32);
     let mut p = vec![0.0; n];
     for (idx, pi) in p.iter_mut().enumerate() {
-        let x: Vec<usize> = (0..l).map(|i| (idx / V.pow((l - 1 - i) as u32)) % V).collect();
-        if x.iter().any(|&t| t == MASK as usize) {
+        let x: Vec<usize> = (0..l)
+            .map(|i| (idx / V.pow((l - 1 - i) as u32)) % V)
+            .collect();
+        if x.contains(&(MASK as usize)) {
             continue;
         }
         let agree = x.windows(2).filter(|w| w[0] == w[1]).count() as f64;
@@ -89,8 +91,16 @@ fn masked_step_is_the_mdlm_ancestral_step() {
         let stay = mdlm_stay_probability(&sch, t, t_next).unwrap();
         assert!((ours[MASK as usize] - stay).abs() < 1e-12);
         // Unmasked tokens are carried over by both.
-        path.step_law(s, s_next, 2, &[0.0, 0.0, 1.0, 0.0], 0.0, JumpRule::Integrated, &mut ours)
-            .unwrap();
+        path.step_law(
+            s,
+            s_next,
+            2,
+            &[0.0, 0.0, 1.0, 0.0],
+            0.0,
+            JumpRule::Integrated,
+            &mut ours,
+        )
+        .unwrap();
         assert_eq!(ours, vec![0.0, 0.0, 1.0, 0.0]);
     }
     // The exponential (Euler-jump) rule agrees to second order in h.
@@ -106,7 +116,10 @@ fn masked_step_is_the_mdlm_ancestral_step() {
     }
     for w in errs.windows(2) {
         let ratio = w[0] / w[1];
-        assert!((3.5..4.5).contains(&ratio), "O(h²) ratio {ratio}, errors {errs:?}");
+        assert!(
+            (3.5..4.5).contains(&ratio),
+            "O(h²) ratio {ratio}, errors {errs:?}"
+        );
     }
 }
 
@@ -159,8 +172,13 @@ fn one_token_law_is_the_path_marginal_and_ends_at_the_data() {
         let initial = path.source_probs();
         let laws = mixture_solver_laws(&solver, &oracle, &initial).unwrap();
         for (k, law) in laws.iter().enumerate().take(grid.len() - 1) {
-            let want = oracle.marginal_xt(&*process.channel(1.0 - grid[k]).unwrap()).unwrap();
-            assert!(tv(law, &want) < 1e-12, "{source:?} step {k}: {law:?} vs {want:?}");
+            let want = oracle
+                .marginal_xt(&*process.channel(1.0 - grid[k]).unwrap())
+                .unwrap();
+            assert!(
+                tv(law, &want) < 1e-12,
+                "{source:?} step {k}: {law:?} vs {want:?}"
+            );
             // Masked source: X_s = X_1 exactly when unmasked, with probability κ(s).
             if let SourceLaw::Mask(m) = source {
                 let k_s = path.kappa().kappa(grid[k]).unwrap();
@@ -173,10 +191,7 @@ fn one_token_law_is_the_path_marginal_and_ends_at_the_data() {
 
 /// The generator over `V^L` sequences of a per-position velocity `rate(i, x, out)` (rows of
 /// single-token changes): `G[x, y]`.
-fn sequence_generator(
-    l: usize,
-    mut rate: impl FnMut(usize, &[u32], &mut [f64]),
-) -> Array2<f64> {
+fn sequence_generator(l: usize, mut rate: impl FnMut(usize, &[u32], &mut [f64])) -> Array2<f64> {
     let n = V.pow(l as u32);
     let mut g = Array2::zeros((n, n));
     let mut row = vec![0.0; V];
@@ -228,7 +243,8 @@ fn div_free_term_is_stationary_and_forward_velocity_solves_kolmogorov() {
                 for x1 in 0..V {
                     let w = post[[i, x1]];
                     if w > 0.0 {
-                        path.conditional_velocity(s, x[i], x1 as u32, c, &mut u).unwrap();
+                        path.conditional_velocity(s, x[i], x1 as u32, c, &mut u)
+                            .unwrap();
                         out.iter_mut().zip(&u).for_each(|(o, r)| *o += w * r);
                     }
                 }
@@ -243,14 +259,16 @@ fn div_free_term_is_stationary_and_forward_velocity_solves_kolmogorov() {
         for y in 0..n {
             let flow: f64 = (0..n).map(|x| p_s[x] * g0[[x, y]]).sum();
             let fd = (pp[y] - pm[y]) / (2.0 * e);
-            assert!((flow - fd).abs() < 1e-7, "{source:?} Kolmogorov at {y}: {flow} vs {fd}");
+            assert!(
+                (flow - fd).abs() < 1e-7,
+                "{source:?} Kolmogorov at {y}: {flow} vs {fd}"
+            );
             let div: f64 = (0..n).map(|x| p_s[x] * (gc[[x, y]] - g0[[x, y]])).sum();
             assert!(div.abs() < 1e-12, "{source:?} divergence at {y}: {div}");
         }
         post.fill(0.0);
     }
 }
-
 
 #[test]
 fn final_law_converges_to_the_data_at_first_order() {
@@ -263,10 +281,23 @@ fn final_law_converges_to_the_data_at_first_order() {
     let nstates = V.pow(l as u32);
     let masked = point_mass(nstates, all_mask_index(l));
     let uniform = vec![1.0 / nstates as f64; nstates];
-    let configs: Vec<(&str, SourceLaw, f64, &Vec<f64>, (f64, f64))> = vec![
+    type Config<'a> = (&'a str, SourceLaw, f64, &'a Vec<f64>, (f64, f64));
+    let configs: Vec<Config> = vec![
         ("masked", SourceLaw::Mask(MASK), 0.0, &masked, (-1.1, -0.9)),
-        ("masked + corrector", SourceLaw::Mask(MASK), 0.5, &masked, (-1.1, -0.9)),
-        ("uniform + corrector", SourceLaw::Uniform, 0.5, &uniform, (-1.1, -0.55)),
+        (
+            "masked + corrector",
+            SourceLaw::Mask(MASK),
+            0.5,
+            &masked,
+            (-1.1, -0.9),
+        ),
+        (
+            "uniform + corrector",
+            SourceLaw::Uniform,
+            0.5,
+            &uniform,
+            (-1.1, -0.55),
+        ),
     ];
     let steps = [16usize, 32, 64, 128];
     for (name, source, c, initial, (lo, hi)) in configs {
@@ -282,7 +313,10 @@ fn final_law_converges_to_the_data_at_first_order() {
         }
         let slope = (errs[3] / errs[0]).ln() / 8f64.ln();
         assert!(errs.windows(2).all(|w| w[1] < w[0]), "{name}: {errs:?}");
-        assert!((lo..hi).contains(&slope), "{name}: slope {slope}, errors {errs:?}");
+        assert!(
+            (lo..hi).contains(&slope),
+            "{name}: slope {slope}, errors {errs:?}"
+        );
         assert!(errs[3] < 0.015, "{name}: {errs:?}");
     }
 }

@@ -24,7 +24,11 @@ fn gradient_matches_finite_differences() {
             let fd = (generalized_kl(&k, 0.6, &lp, x1, xs, None).unwrap()
                 - generalized_kl(&k, 0.6, &lm, x1, xs, None).unwrap())
                 / (2.0 * e);
-            assert!((fd - g[j]).abs() < 1e-8, "x1={x1} xs={xs} j={j}: {fd} vs {}", g[j]);
+            assert!(
+                (fd - g[j]).abs() < 1e-8,
+                "x1={x1} xs={xs} j={j}: {fd} vs {}",
+                g[j]
+            );
         }
         assert!(f0 >= 0.0, "a Bregman divergence is non-negative: {f0}");
         // Shift invariance of the logits: the gradient sums to 0.
@@ -35,8 +39,15 @@ fn gradient_matches_finite_differences() {
     let x1 = Array2::from_shape_vec((1, 2), vec![2u32, 4]).unwrap();
     let xs = Array2::from_shape_vec((1, 2), vec![0u32, 4]).unwrap();
     let mut g = Array3::<f32>::zeros((1, 2, 5));
-    let d = generalized_kl_batch(&k, l3.view(), x1.view(), xs.view(), Array1::from(vec![0.6]).view(), Some(g.view_mut()))
-        .unwrap();
+    let d = generalized_kl_batch(
+        &k,
+        l3.view(),
+        x1.view(),
+        xs.view(),
+        Array1::from(vec![0.6]).view(),
+        Some(g.view_mut()),
+    )
+    .unwrap();
     let row: Vec<f32> = l3.slice(ndarray::s![0, 0, ..]).to_vec();
     let mut g0 = [0f32; 5];
     let want = generalized_kl(&k, 0.6, &row, 2, 0, Some(&mut g0)).unwrap();
@@ -55,11 +66,11 @@ fn loss_is_the_velocity_bregman_divergence() {
     let p: Vec<f64> = logits.iter().map(|l| l.exp() / z).collect();
     for (x1, xs) in [(1usize, 3usize), (2, 2)] {
         let mut d = 0.0;
-        for y in 0..4 {
+        for (y, &py) in p.iter().enumerate() {
             if y == xs {
                 continue;
             }
-            let (ut, u) = (w * p[y], if y == x1 { w } else { 0.0 });
+            let (ut, u) = (w * py, if y == x1 { w } else { 0.0 });
             d += ut - u + if u > 0.0 { u * (u / ut).ln() } else { 0.0 };
         }
         let got = generalized_kl(&k, s, &logits, x1 as u32, xs as u32, None).unwrap();
@@ -72,7 +83,13 @@ fn nelbo_is_tight_for_the_exact_masked_posterior() {
     // V = 4 with the mask at 0, L = 2; cosine κ (κ̇(1) = 0: finite variance).
     let (v, l, mask) = (4usize, 2usize, 0u32);
     let mut p = vec![0.0; v * v];
-    let pairs = [((1, 1), 0.3), ((1, 2), 0.1), ((2, 3), 0.25), ((3, 3), 0.2), ((3, 1), 0.15)];
+    let pairs = [
+        ((1, 1), 0.3),
+        ((1, 2), 0.1),
+        ((2, 3), 0.25),
+        ((3, 3), 0.2),
+        ((3, 1), 0.15),
+    ];
     for ((a, b), q) in pairs {
         p[a * v + b] = q;
     }

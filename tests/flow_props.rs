@@ -6,13 +6,18 @@
 
 use discrete_diffusion::backend::steps::JumpRule;
 use discrete_diffusion::kernel::path::{MetricBeta, MetricPath, MixturePath, SourceLaw};
-use discrete_diffusion::param::velocity::{backward_velocity, corrector_velocity, forward_velocity};
+use discrete_diffusion::param::velocity::{
+    backward_velocity, corrector_velocity, forward_velocity,
+};
 use discrete_diffusion::schedule::Kappa;
 use ndarray::Array2;
 use proptest::prelude::*;
 
 fn metric(v: usize, raw: &[f64], c: f64, a: f64) -> MetricPath {
-    let d = Array2::from_shape_fn((v, v), |(x, y)| if x == y { 0.0 } else { 0.05 + raw[x * v + y] });
+    let d = Array2::from_shape_fn(
+        (v, v),
+        |(x, y)| if x == y { 0.0 } else { 0.05 + raw[x * v + y] },
+    );
     MetricPath::new(d, MetricBeta::new(c, a).unwrap()).unwrap()
 }
 

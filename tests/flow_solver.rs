@@ -2,9 +2,9 @@
 //! against each other: the fused masked-path step and the general path give the same
 //! tokens under an exact oracle; samples follow the exact law (χ² over all sequences).
 
-use discrete_diffusion::backend::steps::StepRng;
 use discrete_diffusion::backend::ReferenceBackend;
 use discrete_diffusion::backend::cpu::CpuBackend;
+use discrete_diffusion::backend::steps::StepRng;
 use discrete_diffusion::kernel::path::{MetricBeta, MetricPath, MixturePath, SourceLaw};
 use discrete_diffusion::model::enumeration::EnumerationOracle;
 use discrete_diffusion::model::oracle::OracleDenoiser;
@@ -22,7 +22,9 @@ fn data() -> EnumerationOracle {
     let n = V.pow(L as u32);
     let p: Vec<f64> = (0..n)
         .map(|idx| {
-            let x: Vec<usize> = (0..L).map(|i| (idx / V.pow((L - 1 - i) as u32)) % V).collect();
+            let x: Vec<usize> = (0..L)
+                .map(|i| (idx / V.pow((L - 1 - i) as u32)) % V)
+                .collect();
             if x.contains(&(MASK as usize)) {
                 0.0
             } else {
@@ -75,8 +77,14 @@ fn assert_chi2(what: &str, counts: &[u64], probs: &[f64]) {
     if df < 2 {
         return; // one category: the zero-probability checks above are the whole test
     }
-    let crit = ChiSquared::new((df - 1) as f64).unwrap().inverse_cdf(1.0 - 1e-4);
-    assert!(stat < crit, "{what}: χ² = {stat:.1} ≥ {crit:.1} (df {})", df - 1);
+    let crit = ChiSquared::new((df - 1) as f64)
+        .unwrap()
+        .inverse_cdf(1.0 - 1e-4);
+    assert!(
+        stat < crit,
+        "{what}: χ² = {stat:.1} ≥ {crit:.1} (df {})",
+        df - 1
+    );
 }
 
 #[test]
@@ -89,8 +97,12 @@ fn fused_and_general_masked_steps_agree_token_for_token() {
     let general = fused.clone().with_carry_over(false);
     let mut t1 = Array2::from_elem((b, L), MASK);
     let mut t2 = t1.clone();
-    let c1 = fused.sample(&den, &CpuBackend::new(), t1.view_mut(), 9, &st).unwrap();
-    let c2 = general.sample(&den, &ReferenceBackend, t2.view_mut(), 9, &st).unwrap();
+    let c1 = fused
+        .sample(&den, &CpuBackend::new(), t1.view_mut(), 9, &st)
+        .unwrap();
+    let c2 = general
+        .sample(&den, &ReferenceBackend, t2.view_mut(), 9, &st)
+        .unwrap();
     assert_eq!(t1, t2);
     assert_eq!(c1, c2);
     assert!(t1.iter().all(|&x| x != MASK));
@@ -104,30 +116,61 @@ fn mixture_samples_follow_the_exact_law() {
     for (name, source, c) in [
         ("masked + remasking corrector", SourceLaw::Mask(MASK), 0.7),
         ("uniform", SourceLaw::Uniform, 0.0),
-        ("general π + corrector", SourceLaw::Distribution(vec![0.1, 0.2, 0.3, 0.4]), 0.5),
+        (
+            "general π + corrector",
+            SourceLaw::Distribution(vec![0.1, 0.2, 0.3, 0.4]),
+            0.5,
+        ),
     ] {
         let path = MixturePath::new(Kappa::polynomial(1.5).unwrap(), source, V).unwrap();
         let den = OracleDenoiser::new(oracle.clone(), path.noise_process().unwrap()).unwrap();
-        let solver = MixtureSolver::new(path.clone(), grid(3)).unwrap().with_div_free(c).unwrap();
-        let rng = StepRng { seed: 4, streams: &st, step: 0 };
+        let solver = MixtureSolver::new(path.clone(), grid(3))
+            .unwrap()
+            .with_div_free(c)
+            .unwrap();
+        let rng = StepRng {
+            seed: 4,
+            streams: &st,
+            step: 0,
+        };
         let mut tokens = path.sample_source((b, L), &rng).unwrap();
         // The initial law: product of the source over positions.
         let p0 = path.source_probs();
         let init: Vec<f64> = (0..V.pow(L as u32))
-            .map(|idx| (0..L).map(|i| p0[(idx / V.pow((L - 1 - i) as u32)) % V]).product())
+            .map(|idx| {
+                (0..L)
+                    .map(|i| p0[(idx / V.pow((L - 1 - i) as u32)) % V])
+                    .product()
+            })
             .collect();
         assert_chi2(&format!("{name} source"), &histogram(&tokens), &init);
         // Stop after two of three steps to test a non-final law too.
         let mut logits = ndarray::Array3::zeros((b, L, V));
         for k in 0..2 {
             solver
-                .step(k, &den, &CpuBackend::new(), tokens.view_mut(), &mut logits, 77, &st)
+                .step(
+                    k,
+                    &den,
+                    &CpuBackend::new(),
+                    tokens.view_mut(),
+                    &mut logits,
+                    77,
+                    &st,
+                )
                 .unwrap();
         }
         let laws = mixture_solver_laws(&solver, &oracle, &init).unwrap();
         assert_chi2(name, &histogram(&tokens), &laws[2]);
         solver
-            .step(2, &den, &CpuBackend::new(), tokens.view_mut(), &mut logits, 77, &st)
+            .step(
+                2,
+                &den,
+                &CpuBackend::new(),
+                tokens.view_mut(),
+                &mut logits,
+                77,
+                &st,
+            )
             .unwrap();
         assert_chi2(&format!("{name} final"), &histogram(&tokens), &laws[3]);
     }
@@ -136,13 +179,23 @@ fn mixture_samples_follow_the_exact_law() {
 #[test]
 fn metric_samples_follow_the_exact_law() {
     let oracle = data();
-    let emb = Array2::from_shape_fn((V, 2), |(x, j)| if j == 0 { x as f64 } else { (x * x) as f64 / 4.0 });
+    let emb = Array2::from_shape_fn((V, 2), |(x, j)| {
+        if j == 0 {
+            x as f64
+        } else {
+            (x * x) as f64 / 4.0
+        }
+    });
     let path = MetricPath::from_embeddings(emb.view(), MetricBeta::new(2.0, 1.5).unwrap()).unwrap();
     let den = OracleDenoiser::new(oracle.clone(), path.clone()).unwrap();
     let solver = MetricSolver::new(path.clone(), grid(4)).unwrap();
     let b = 20_000;
     let st = streams(b);
-    let rng = StepRng { seed: 8, streams: &st, step: 0 };
+    let rng = StepRng {
+        seed: 8,
+        streams: &st,
+        step: 0,
+    };
     let x1 = Array2::zeros((b, L));
     let s0 = ndarray::Array1::zeros(b);
     let mut tokens = path.sample(s0.view(), x1.view(), &rng).unwrap();
@@ -152,7 +205,15 @@ fn metric_samples_follow_the_exact_law() {
     let mut logits = ndarray::Array3::zeros((b, L, V));
     for k in 0..3 {
         solver
-            .step(k, &den, &ReferenceBackend, tokens.view_mut(), &mut logits, 3, &st)
+            .step(
+                k,
+                &den,
+                &ReferenceBackend,
+                tokens.view_mut(),
+                &mut logits,
+                3,
+                &st,
+            )
             .unwrap();
     }
     let laws = metric_solver_laws(&solver, &oracle, &init).unwrap();

@@ -146,12 +146,20 @@ pub fn generalized_kl_batch<S: Schedule, F: Float>(
 ) -> Result<Array2<f64>> {
     let (b, l, v) = logits.dim();
     if b == 0 || l == 0 {
-        return Err(Error::shape("logits", "[B ≥ 1, L ≥ 1, V]", format!("{:?}", logits.shape())));
+        return Err(Error::shape(
+            "logits",
+            "[B ≥ 1, L ≥ 1, V]",
+            format!("{:?}", logits.shape()),
+        ));
     }
     validate::vocab("logits.V", v)?;
     for (name, a) in [("x1", &x1), ("x_s", &x_s)] {
         if a.dim() != (b, l) {
-            return Err(Error::shape(name, format!("[{b}, {l}]"), format!("{:?}", a.shape())));
+            return Err(Error::shape(
+                name,
+                format!("[{b}, {l}]"),
+                format!("{:?}", a.shape()),
+            ));
         }
         validate::tokens(name, a.iter(), v)?;
     }
@@ -160,23 +168,33 @@ pub fn generalized_kl_batch<S: Schedule, F: Float>(
     for row in logits.rows() {
         crate::math::logsumexp(row.iter())?;
     }
-    if let Some(g) = &grad {
-        if g.dim() != (b, l, v) {
-            return Err(Error::shape("grad", format!("[{b}, {l}, {v}]"), format!("{:?}", g.shape())));
-        }
+    if let Some(g) = grad.as_ref().filter(|g| g.dim() != (b, l, v)) {
+        return Err(Error::shape(
+            "grad",
+            format!("[{b}, {l}, {v}]"),
+            format!("{:?}", g.shape()),
+        ));
     }
-    let w = s.iter().map(|&si| weight(kappa, si)).collect::<Result<Vec<_>>>()?;
+    let w = s
+        .iter()
+        .map(|&si| weight(kappa, si))
+        .collect::<Result<Vec<_>>>()?;
     let mut out = Array2::zeros((b, l));
     let mut grad = grad;
     let mut row = vec![F::zero(); v];
     let mut g = vec![F::zero(); v];
     for bi in 0..b {
         for i in 0..l {
-            row.iter_mut().zip(logits.slice(ndarray::s![bi, i, ..])).for_each(|(r, &x)| *r = x);
+            row.iter_mut()
+                .zip(logits.slice(ndarray::s![bi, i, ..]))
+                .for_each(|(r, &x)| *r = x);
             let gr = grad.as_ref().map(|_| g.as_mut_slice());
             out[[bi, i]] = kl_row(w[bi], &row, x1[[bi, i]] as usize, x_s[[bi, i]] as usize, gr);
             if let Some(gv) = grad.as_mut() {
-                gv.slice_mut(ndarray::s![bi, i, ..]).iter_mut().zip(&g).for_each(|(o, &x)| *o = x);
+                gv.slice_mut(ndarray::s![bi, i, ..])
+                    .iter_mut()
+                    .zip(&g)
+                    .for_each(|(o, &x)| *o = x);
             }
         }
     }
@@ -218,9 +236,20 @@ pub fn nelbo_estimate<S: Schedule, D: Denoiser + ?Sized>(
         ));
     }
     let (b, l) = x1.dim();
-    crate::kernel::path::mixture::check_batch(b, l, &StepRng { seed, streams, step: 0 })?;
+    crate::kernel::path::mixture::check_batch(
+        b,
+        l,
+        &StepRng {
+            seed,
+            streams,
+            step: 0,
+        },
+    )?;
     let n = u32::try_from(num_times).map_err(|_| Error::invalid("num_times", "exceeds u32"))?;
-    let keys: Vec<RngKey> = streams.iter().map(|&st| RngKey::for_stream(seed, st)).collect();
+    let keys: Vec<RngKey> = streams
+        .iter()
+        .map(|&st| RngKey::for_stream(seed, st))
+        .collect();
     let mut total = Array1::<f64>::zeros(b);
     let mut logits = Array3::<f32>::zeros((b, l, v));
     for k in 0..n {
@@ -228,7 +257,11 @@ pub fn nelbo_estimate<S: Schedule, D: Denoiser + ?Sized>(
             let u = CounterRng::new(keys[bi], Purpose::TIME, k, 0).uniform();
             ((f64::from(k) + u) / f64::from(n)).min(1.0)
         });
-        let rng = StepRng { seed, streams, step: k };
+        let rng = StepRng {
+            seed,
+            streams,
+            step: k,
+        };
         let xs = path.sample(s.view(), x1, &rng)?;
         let t = s.mapv(|si| 1.0 - si);
         denoiser.logits(xs.view(), t.view(), logits.view_mut())?;

@@ -79,8 +79,8 @@ where
     let mut tok = vec![vec![0.0; vocab]; l];
     let mut buf = Vec::with_capacity(n);
     let mut tmp = Vec::with_capacity(n);
-    for k in 0..grid.len() - 1 {
-        let ch = channel(grid[k])?;
+    for (k, &s) in grid.iter().enumerate().take(grid.len() - 1) {
+        let ch = channel(s)?;
         let cur = laws.last().cloned().unwrap_or_default();
         let mut next = vec![0.0; n];
         for (idx, &p) in cur.iter().enumerate() {

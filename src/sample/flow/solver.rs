@@ -328,8 +328,12 @@ impl<S: Schedule> MixtureSolver<S> {
                         return;
                     }
                     // Integrated: towards x1 only, whatever the rate (c = 0 here).
-                let a = if self.rule == JumpRule::Integrated { 1.0 } else { a };
-                let to_x1 = if x1 != *z { a } else { 0.0 };
+                    let a = if self.rule == JumpRule::Integrated {
+                        1.0
+                    } else {
+                        a
+                    };
+                    let to_x1 = if x1 != *z { a } else { 0.0 };
                     let lambda = to_x1 + bcoef * (1.0 - self.path.source_prob(*z));
                     let p = match self.rule {
                         JumpRule::Exponential => -(-h * lambda).exp_m1(),
