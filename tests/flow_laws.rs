@@ -9,12 +9,12 @@
 use discrete_diffusion::backend::steps::{JumpRule, mdlm_stay_probability};
 use discrete_diffusion::kernel::NoiseProcess;
 use discrete_diffusion::kernel::absorbing::Absorbing;
-use discrete_diffusion::kernel::path::{MixturePath, SourceLaw};
+use discrete_diffusion::kernel::path::{MetricBeta, MetricPath, MixturePath, SourceLaw};
 use discrete_diffusion::kernel::posterior::{PosteriorWorkspace, p_reverse_mixture};
 use discrete_diffusion::model::enumeration::EnumerationOracle;
 use discrete_diffusion::model::oracle::ExactPosterior;
-use discrete_diffusion::sample::flow::MixtureSolver;
-use discrete_diffusion::sample::flow::exact::mixture_solver_laws;
+use discrete_diffusion::sample::flow::exact::{metric_solver_laws, mixture_solver_laws};
+use discrete_diffusion::sample::flow::{MetricSolver, MixtureSolver};
 use discrete_diffusion::schedule::{FlowPolynomial, Kappa, LogLinear, Schedule};
 use ndarray::Array2;
 
@@ -319,4 +319,30 @@ fn final_law_converges_to_the_data_at_first_order() {
         );
         assert!(errs[3] < 0.015, "{name}: {errs:?}");
     }
+}
+
+#[test]
+fn metric_path_solver_converges_at_first_order() {
+    let l = 3;
+    let oracle = data(l);
+    let n = V.pow(l as u32);
+    let emb = Array2::from_shape_fn((V, 1), |(x, _)| x as f64);
+    let path = MetricPath::from_embeddings(emb.view(), MetricBeta::new(3.0, 1.0).unwrap()).unwrap();
+    let init = vec![1.0 / n as f64; n];
+    let mut errs = vec![];
+    for steps in [16usize, 32, 64, 128] {
+        let solver = MetricSolver::new(path.clone(), uniform_grid(steps)).unwrap();
+        let laws = metric_solver_laws(&solver, &oracle, &init).unwrap();
+        // Each intermediate law is a distribution.
+        assert!(
+            laws.iter()
+                .all(|p| (p.iter().sum::<f64>() - 1.0).abs() < 1e-12)
+        );
+        errs.push(tv(laws.last().unwrap(), oracle.probs()));
+    }
+    let slope = (errs[3] / errs[0]).ln() / 8f64.ln();
+    assert!(
+        (-1.1..-0.85).contains(&slope),
+        "slope {slope}, errors {errs:?}"
+    );
 }

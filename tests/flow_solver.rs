@@ -4,7 +4,7 @@
 
 use discrete_diffusion::backend::ReferenceBackend;
 use discrete_diffusion::backend::cpu::CpuBackend;
-use discrete_diffusion::backend::steps::StepRng;
+use discrete_diffusion::backend::steps::{JumpRule, StepRng};
 use discrete_diffusion::kernel::path::{MetricBeta, MetricPath, MixturePath, SourceLaw};
 use discrete_diffusion::model::enumeration::EnumerationOracle;
 use discrete_diffusion::model::oracle::OracleDenoiser;
@@ -113,18 +113,51 @@ fn mixture_samples_follow_the_exact_law() {
     let oracle = data();
     let b = 20_000;
     let st = streams(b);
-    for (name, source, c) in [
-        ("masked + remasking corrector", SourceLaw::Mask(MASK), 0.7),
-        ("uniform", SourceLaw::Uniform, 0.0),
+    let p15 = Kappa::polynomial(1.5).unwrap();
+    let sqrt = Kappa::polynomial(0.5).unwrap(); // κ̇(0) = ∞: the first step jumps surely
+    let configs = [
+        (
+            "masked + remasking corrector",
+            SourceLaw::Mask(MASK),
+            &p15,
+            0.7,
+            JumpRule::Exponential,
+        ),
+        (
+            "uniform",
+            SourceLaw::Uniform,
+            &p15,
+            0.0,
+            JumpRule::Exponential,
+        ),
+        (
+            "uniform, integrated",
+            SourceLaw::Uniform,
+            &p15,
+            0.0,
+            JumpRule::Integrated,
+        ),
+        (
+            "uniform, κ = √s, Euler",
+            SourceLaw::Uniform,
+            &sqrt,
+            0.0,
+            JumpRule::Euler,
+        ),
         (
             "general π + corrector",
             SourceLaw::Distribution(vec![0.1, 0.2, 0.3, 0.4]),
+            &p15,
             0.5,
+            JumpRule::Exponential,
         ),
-    ] {
-        let path = MixturePath::new(Kappa::polynomial(1.5).unwrap(), source, V).unwrap();
+    ];
+    for (name, source, kappa, c, rule) in configs {
+        let path = MixturePath::new(kappa.clone(), source, V).unwrap();
         let den = OracleDenoiser::new(oracle.clone(), path.noise_process().unwrap()).unwrap();
         let solver = MixtureSolver::new(path.clone(), grid(3))
+            .unwrap()
+            .with_rule(rule)
             .unwrap()
             .with_div_free(c)
             .unwrap();
