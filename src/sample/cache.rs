@@ -408,7 +408,7 @@ impl<D: Denoiser> Denoiser for IntervalCache<D> {
         );
         let fits = st.cached.as_ref().is_some_and(|c| c.dim() == (b, l, v));
         let (ref_p, ref_r) = if fits {
-            (st.step % kp == 0, st.step % kr == 0)
+            (st.step.is_multiple_of(kp), st.step.is_multiple_of(kr))
         } else {
             (true, true)
         };

@@ -1,7 +1,7 @@
 //! Guidance: steering a sampler toward a condition `y` without retraining the denoiser
 //! (survey §V; DESIGN §2 `sample`).
 //!
-//! Every guidance method here is either a [`Denoiser`] wrapper (so a sampler or the driver
+//! Every guidance method here is either a [`Denoiser`](crate::model::Denoiser) wrapper (so a sampler or the driver
 //! composes it like any other model) or a pure function on logits / rate rows:
 //!
 //! | method | what it changes | API |
@@ -20,7 +20,7 @@
 //! conditional law `p(x_0 | y) ∝ p(x_0) p(y | x_0)` (Nisonoff et al., Prop. 1): guidance
 //! over single-token changes is exact, and so is the per-position x0 posterior of an
 //! absorbing (masked) process tilted at its masked positions (see
-//! [`classifier`](self::classifier)). For `γ ≠ 1` the guided process is a heuristic
+//! [`classifier`]). For `γ ≠ 1` the guided process is a heuristic
 //! sharpening: it does **not** in general sample `p(x) p(y | x)^γ / Z`, except where
 //! only one position is undetermined (then the tilted conditional is exact for every `γ`).
 //! `tests/guidance_classifier.rs` checks each of these statements on an enumerable space.
