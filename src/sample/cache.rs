@@ -122,7 +122,7 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 /// Counters shared by the caches.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct CacheStats {
-    /// Calls of the wrapper's `logits`.
+    /// Successful calls of the wrapper's `logits`.
     pub calls: u64,
     /// Real calls of the inner model (the NFE).
     pub nfe: u64,
@@ -217,7 +217,6 @@ impl<D: Denoiser> Denoiser for ExactReuse<D> {
                 .collect(),
         };
         let mut stats = lock(&self.stats);
-        stats.calls += 1;
         if !stale.is_empty() {
             let n = stale.len();
             let mut sub_tokens = Array2::<u32>::zeros((n, l));
@@ -254,6 +253,7 @@ impl<D: Denoiser> Denoiser for ExactReuse<D> {
             what: "ExactReuse",
             reason: "cache state missing".into(),
         })?;
+        stats.calls += 1;
         out.assign(&st.logits);
         Ok(())
     }

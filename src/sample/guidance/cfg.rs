@@ -14,8 +14,9 @@
 //! Nisonoff et al.'s predictor-free guidance `R^γ = R_c^γ R_u^{1−γ}` in rate space) writes
 //! the same family as `g = (1 − γ) u + γ c = u + γ (c − u)`, where `γ = 1` is the plain
 //! conditional model: the two are one family with `γ = 1 + w`. In probability space
-//! `softmax(g) ∝ p_c^{1+w} / p_u^{w}`, a sharpening of `p(y | x_0)^{1+w}`-type when the
-//! two models are Bayes-consistent (`p_c / p_u ∝ p(y | x_0, x_t)`).
+//! `softmax(g) ∝ p_c^{1+w} / p_u^{w}`; if the two models are Bayes-consistent,
+//! `p_c ∝ p_u · p(y | x_0, x_t)`, this is `p_u · p(y | x_0, x_t)^{1+w}`: the implicit
+//! classifier raised to the power `1 + w`.
 //!
 //! # The unconditional pass
 //!

@@ -12,7 +12,7 @@
 //! R^y_t(x, x^{i←v}) = R_t(x, x^{i←v}) · p_t(y | x^{i←v}) / p_t(y | x)
 //! ```
 //!
-//! (Nisonoff et al., eq. 6). In logit space this is an additive tilt of position `i`'s
+//! (Nisonoff et al., predictor guidance). In logit space this is an additive tilt of position `i`'s
 //! logits, with strength `γ`:
 //!
 //! ```text
@@ -20,7 +20,7 @@
 //! ```
 //!
 //! `r[i, x_i] = 0`. [`exact_log_ratios`] computes `r` by `L·(V−1)` classifier calls;
-//! [`taylor_log_ratios`] by one gradient (TAG, Nisonoff et al. eq. 9):
+//! [`taylor_log_ratios`] by one gradient (Taylor-approximated guidance, TAG, Nisonoff et al.):
 //!
 //! ```text
 //! r[i, v] ≈ (e_{x^{i←v}} − e_x)ᵀ ∇_e ln p_t(y | x) = ∇_{i,v} − ∇_{i,x_i},

@@ -17,7 +17,7 @@
 //! Let `p` be the data law and `p(y | x)` a classifier. With the exact noisy classifier
 //! `p_t(y | x_t) = Σ_{x_0} p(y | x_0) p(x_0 | x_t)` and `γ = 1`, the guided reverse rates
 //! `R^y(x, z) = R(x, z) p_t(y | z) / p_t(y | x)` are exactly the reverse rates of the
-//! conditional law `p(x_0 | y) ∝ p(x_0) p(y | x_0)` (Nisonoff et al., Prop. 1): guidance
+//! conditional law `p(x_0 | y) ∝ p(x_0) p(y | x_0)` (Nisonoff et al.): guidance
 //! over single-token changes is exact, and so is the per-position x0 posterior of an
 //! absorbing (masked) process tilted at its masked positions (see
 //! [`classifier`]). For `γ ≠ 1` the guided process is a heuristic

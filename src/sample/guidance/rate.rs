@@ -1,6 +1,5 @@
 //! Rate-space classifier guidance for CTMC / discrete-flow-matching samplers (Nisonoff et
-//! al., "Unlocking guidance for discrete state-space diffusion and flow models", ICLR 2025,
-//! eqs. 6 and 8).
+//! al., "Unlocking guidance for discrete state-space diffusion and flow models", ICLR 2025).
 //!
 //! For one position whose current state is `x` and whose reverse (or flow) rates to the
 //! other states `z` are `R̂(x, z) ≥ 0`, predictor guidance of strength `γ` uses
