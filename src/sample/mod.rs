@@ -1,4 +1,6 @@
 //! Reverse processes: ancestral and routed samplers (DESIGN §2 `sample`).
 
+pub mod cache;
 pub mod d3pm;
+pub mod guidance;
 pub mod rdm;
