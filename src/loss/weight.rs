@@ -58,13 +58,11 @@ impl ElboWeight {
     /// Validate the variant's parameters (`c ≥ 0` finite; `T ≥ 1`, `λ ≥ 0` finite).
     pub fn validate(&self) -> Result<()> {
         match *self {
-            ElboWeight::Constant(c) => {
-                if !(c.is_finite() && c >= 0.0) {
-                    return Err(Error::invalid(
-                        "weight",
-                        format!("constant weight {c} must be finite and ≥ 0"),
-                    ));
-                }
+            ElboWeight::Constant(c) if !(c.is_finite() && c >= 0.0) => {
+                return Err(Error::invalid(
+                    "weight",
+                    format!("constant weight {c} must be finite and ≥ 0"),
+                ));
             }
             ElboWeight::D3pmHybrid { num_steps, lambda } => {
                 if num_steps == 0 || num_steps > u32::MAX as usize {

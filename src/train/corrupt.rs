@@ -9,7 +9,7 @@
 //! * [`mask_with_token_schedule`]: absorbing corruption under a per-token
 //!   [`TokenSchedule`], returning the per-position NELBO weights the loss needs.
 //! * [`corrupt_batch`]: a whole training batch, times from any
-//!   [`TimeSampler`](crate::schedule::TimeSampler).
+//!   [`TimeSampler`].
 
 use ndarray::{Array2, ArrayView2};
 

@@ -1,6 +1,6 @@
 //! Shared fixtures of the `train_*` tests: exact oracles with the mask at a non-last index,
 //! exact NELBOs by enumeration over masks, and summary statistics.
-#![allow(dead_code)]
+#![allow(dead_code, clippy::needless_range_loop)]
 
 use discrete_diffusion::kernel::mixture::MixtureProcess;
 use discrete_diffusion::model::markov::MarkovChainOracle;
