@@ -212,6 +212,33 @@ fn draws_respect_the_prompt_and_counts() {
         assert!((d.weights[r] - a / m as f64).abs() < 1e-15);
         counts.push(m);
     }
+    // Standard error of i.i.d. draws; which weights are bounds.
+    let model = oracle_denoiser(L, 0.0);
+    let est = d.evaluate_with(&model).unwrap();
+    let sd = (var(&est.draws) / est.draws.len() as f64).sqrt();
+    assert!((est.std_error() - sd).abs() < 1e-12);
+    assert!(
+        ElboWeight::Elbo.is_variational_bound() && ElboWeight::RaddLambda.is_variational_bound()
+    );
+    assert!(
+        !ElboWeight::DplmLinear.is_variational_bound()
+            && !ElboWeight::Constant(1.0).is_variational_bound()
+    );
+    assert!(
+        ElboWeight::D3pmHybrid {
+            num_steps: 4,
+            lambda: 0.0
+        }
+        .is_variational_bound()
+    );
+    assert!(
+        !ElboWeight::D3pmHybrid {
+            num_steps: 4,
+            lambda: 0.1
+        }
+        .is_variational_bound()
+    );
+    assert!(!d.is_empty());
     // k-stratified counts over A = 3 with n = 6: every count appears twice.
     for m in 1..=3 {
         assert_eq!(counts.iter().filter(|&&c| c == m).count(), 2, "{counts:?}");
