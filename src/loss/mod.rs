@@ -1,4 +1,5 @@
 //! Training objectives as values and as gradients with respect to logits (DESIGN §2 `loss`).
 
+pub mod ctmc;
 pub mod d3pm;
 pub mod rdm;
