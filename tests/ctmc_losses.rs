@@ -287,8 +287,8 @@ fn gradients_match_finite_differences() {
 
 #[test]
 fn radd_losses_agree_when_normalised() {
-    // With a normalised conditional, t-DSE ≡ paper t-DCE; λ-DCE = t-DCE / σ(t) · λ'(t)... check
-    // the change of variable pointwise: σ r = λ'/λ with λ = 1 − e^{−σ̄}.
+    // With a normalised conditional, t-DSE ≡ paper t-DCE; λ-DCE is t-DCE after the change of
+    // variable λ = 1 − e^{−σ̄(t)} (σ r = λ'/λ); k-DCE reweights 1/λ by L/k.
     let sch = LogLinear::new(1e-3).unwrap();
     let (x0, xt) = ([0u32, 2, 1], [3u32, 2, 3]);
     let mut lc = logits(12, 4);
