@@ -27,7 +27,11 @@ fn bench(c: &mut Criterion) {
         let mut ws = CtmcLossWorkspace::new(v);
         let mask = (v / 2) as u32;
         let cases = [
-            ("absorbing", MixtureGenerator::absorbing(v, mask).unwrap(), mask),
+            (
+                "absorbing",
+                MixtureGenerator::absorbing(v, mask).unwrap(),
+                mask,
+            ),
             ("uniform", MixtureGenerator::uniform(v).unwrap(), 1),
         ];
         for (name, gen_, x) in &cases {

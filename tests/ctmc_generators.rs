@@ -1,5 +1,6 @@
 //! CTMC generators: tauLDR/SEDD conformance, Kolmogorov forward equation by finite
 //! differences for every generator, and closed form ≡ eigen ≡ Padé.
+#![allow(clippy::needless_range_loop)] // index arithmetic mirrors the formulas
 
 mod common;
 
@@ -70,7 +71,12 @@ fn tauldr_forward_processes() {
                 ctmc.rate_row(x as u32, t, &mut row).unwrap();
                 assert_close("rate", &row, &rate[x], tl);
                 ctmc.marginal_row(x as u32, t, &mut row).unwrap();
-                assert_close(&format!("{} t={t} row {x}", case["name"]), &row, &trans[x], tl);
+                assert_close(
+                    &format!("{} t={t} row {x}", case["name"]),
+                    &row,
+                    &trans[x],
+                    tl,
+                );
             }
         }
         n += 1;
@@ -94,8 +100,13 @@ fn tauldr_exact_time_reversal() {
         assert_close("p_t", &pt, &vec1(&case["expected"]["p_t"]), tl);
         let want = vec2(&case["expected"]["reverse_rate_matrix"]);
         let (sb, sigma) = (ctmc.total_noise(t).unwrap(), ctmc.noise_rate(t).unwrap());
-        let (mut col, mut post, mut ratio, mut scratch, mut out) =
-            (vec![0.0; v], vec![0.0; v], vec![0.0; v], vec![0.0; v], vec![0.0; v]);
+        let (mut col, mut post, mut ratio, mut scratch, mut out) = (
+            vec![0.0; v],
+            vec![0.0; v],
+            vec![0.0; v],
+            vec![0.0; v],
+            vec![0.0; v],
+        );
         for x in 0..v {
             // Exact posterior p(x0 | x_t = x) by Bayes, then the score and the reverse rates.
             ctmc.marginal_col(x as u32, t, &mut col).unwrap();
@@ -164,7 +175,12 @@ fn sedd_reverse_rate() {
         let score = vec1(&inp["score"]);
         let (mut scratch, mut out) = (vec![0.0; v], vec![0.0; v]);
         reverse_rate_row(&g, 1.0, x, &score, &mut scratch, &mut out).unwrap();
-        assert_close("reverse_rate", &out, &vec1(&case["expected"]["reverse_rate"]), tl);
+        assert_close(
+            "reverse_rate",
+            &out,
+            &vec1(&case["expected"]["reverse_rate"]),
+            tl,
+        );
     }
 }
 
@@ -203,16 +219,31 @@ fn random_generators(v: usize, seed: u64) -> (Generator, Generator) {
 fn all_generators() -> Vec<(String, Box<dyn RateGenerator>)> {
     let (gen_a, gen_s) = random_generators(5, 7);
     vec![
-        ("uniform".into(), Box::new(MixtureGenerator::uniform(5).unwrap())),
-        ("absorbing".into(), Box::new(MixtureGenerator::absorbing(5, 1).unwrap())),
+        (
+            "uniform".into(),
+            Box::new(MixtureGenerator::uniform(5).unwrap()),
+        ),
+        (
+            "absorbing".into(),
+            Box::new(MixtureGenerator::absorbing(5, 1).unwrap()),
+        ),
         (
             "marginal".into(),
             Box::new(MixtureGenerator::marginal(vec![0.1, 0.2, 0.3, 0.15, 0.25]).unwrap()),
         ),
         ("birth_death".into(), Box::new(birth_death(6).unwrap())),
-        ("gaussian_target".into(), Box::new(gaussian_target(8, 2.0, 4.0).unwrap())),
-        ("dense_general".into(), Box::new(DenseGenerator::new(gen_a).unwrap())),
-        ("dense_symmetric".into(), Box::new(DenseGenerator::new(gen_s).unwrap())),
+        (
+            "gaussian_target".into(),
+            Box::new(gaussian_target(8, 2.0, 4.0).unwrap()),
+        ),
+        (
+            "dense_general".into(),
+            Box::new(DenseGenerator::new(gen_a).unwrap()),
+        ),
+        (
+            "dense_symmetric".into(),
+            Box::new(DenseGenerator::new(gen_s).unwrap()),
+        ),
         (
             "dense_absorbing_pade".into(),
             Box::new(DenseGenerator::new(Generator::absorbing(4, 3).unwrap()).unwrap()),
@@ -276,7 +307,10 @@ fn kolmogorov_forward_equation_every_generator() {
 fn closed_form_eigen_and_pade_agree() {
     let (_, gen_s) = random_generators(6, 11);
     let cases: Vec<(Generator, Option<MixtureGenerator>)> = vec![
-        (Generator::uniform(6).unwrap(), Some(MixtureGenerator::uniform(6).unwrap())),
+        (
+            Generator::uniform(6).unwrap(),
+            Some(MixtureGenerator::uniform(6).unwrap()),
+        ),
         (gen_s, None),
         (birth_death(6).unwrap().generator().clone(), None),
     ];
@@ -343,7 +377,10 @@ fn bad_inputs_are_errors() {
     assert!(g.transition_row(0, f64::INFINITY, &mut out).is_err());
     assert!(g.transition_row(0, 1.0, &mut [0.0; 3]).is_err());
     assert!(g.transition_col(9, 1.0, &mut out).is_err());
-    assert!(g.transition_vecmat(&[0.1, f64::NAN, 0.0, 0.0], 1.0, &mut out).is_err());
+    assert!(
+        g.transition_vecmat(&[0.1, f64::NAN, 0.0, 0.0], 1.0, &mut out)
+            .is_err()
+    );
     assert!(g.transition_vecmat(&[0.1; 3], 1.0, &mut out).is_err());
     assert!(g.rate_row(4, &mut out).is_err());
     assert!(g.rate_col(4, &mut out).is_err());

@@ -1,5 +1,6 @@
 //! CTMC losses: SEDD / RADD / tauLDR conformance, score entropy ≥ 0 with equality at the
 //! truth (proptest), finite-difference gradients for every loss, bad inputs.
+#![allow(clippy::needless_range_loop)] // index arithmetic mirrors the formulas
 
 mod common;
 
@@ -33,15 +34,26 @@ fn sedd_score_entropy_cases() {
         let g = sedd_graph(case);
         let v = g.vocab_size();
         let inp = &case["inputs"];
-        let (x, x0) = (inp["x"].as_u64().unwrap() as u32, inp["x0"].as_u64().unwrap() as u32);
+        let (x, x0) = (
+            inp["x"].as_u64().unwrap() as u32,
+            inp["x0"].as_u64().unwrap() as u32,
+        );
         let s = num(&inp["sigma"]);
         let mut ws = CtmcLossWorkspace::new(v);
         let ls = vec1(&inp["log_score"]);
         let got = score_entropy(&g, s, x, x0, &ls, &mut ws, None).unwrap();
-        assert_close1(case["name"].as_str().unwrap(), got, num(&case["expected"]["score_entropy"]), tl);
+        assert_close1(
+            case["name"].as_str().unwrap(),
+            got,
+            num(&case["expected"]["score_entropy"]),
+            tl,
+        );
         // At the exact conditional ratios the entropy vanishes.
         let truth = vec1(&case["expected"]["true_conditional_score"]);
-        let lt: Vec<f64> = truth.iter().map(|&r| if r > 0.0 { r.ln() } else { -800.0 }).collect();
+        let lt: Vec<f64> = truth
+            .iter()
+            .map(|&r| if r > 0.0 { r.ln() } else { -800.0 })
+            .collect();
         let at = score_entropy(&g, s, x, x0, &lt, &mut ws, None).unwrap();
         assert!(at.abs() < 1e-12, "{}: {at}", case["name"]);
         // The exact ratios themselves.
@@ -71,17 +83,36 @@ fn sedd_sequence_loss_cases() {
         let ctmc = Ctmc::new(g, LogLinear::new(num(&inp["eps"])).unwrap());
         let t = num(&inp["t"]);
         let exp = &case["expected"];
-        assert_close1("sigma", ctmc.total_noise(t).unwrap(), num(&exp["sigma"]), tl);
-        assert_close1("dsigma", ctmc.noise_rate(t).unwrap(), num(&exp["dsigma"]), tl);
+        assert_close1(
+            "sigma",
+            ctmc.total_noise(t).unwrap(),
+            num(&exp["sigma"]),
+            tl,
+        );
+        assert_close1(
+            "dsigma",
+            ctmc.noise_rate(t).unwrap(),
+            num(&exp["dsigma"]),
+            tl,
+        );
         let to_u32 = |v: &serde_json::Value| -> Vec<u32> {
-            v.as_array().unwrap().iter().map(|x| x.as_u64().unwrap() as u32).collect()
+            v.as_array()
+                .unwrap()
+                .iter()
+                .map(|x| x.as_u64().unwrap() as u32)
+                .collect()
         };
         let (x0, xt) = (to_u32(&inp["x0"]), to_u32(&inp["x_t"]));
         let ls: Vec<f64> = vec2(&inp["log_score"]).concat();
         let mut per = vec![0.0; x0.len()];
         let mut ws = CtmcLossWorkspace::new(v);
         let loss = dwdse(&ctmc, t, &x0, &xt, &ls, &mut ws, Some(&mut per), None).unwrap();
-        assert_close("per_token", &per, &vec1(&exp["per_token_score_entropy"]), tl);
+        assert_close(
+            "per_token",
+            &per,
+            &vec1(&exp["per_token_score_entropy"]),
+            tl,
+        );
         assert_close1("loss", loss, num(&exp["loss"]), tl);
     }
 }
@@ -115,7 +146,12 @@ fn radd_loss_cases() {
         let dse = t_dse(&lin, t, nt as u32, &x0, &xt, &log_c, None).unwrap() / 10.0;
         assert_close1("t_DSE", dse, num(&exp["t_DSE_token"]), tl);
         let paper = t_dce(&lin, t, nt as u32, &x0, &xt, &log_c, DceForm::Paper, None).unwrap();
-        assert_close1("t_DCE paper", paper / 10.0, num(&exp["t_DCE_token_paper"]), tl);
+        assert_close1(
+            "t_DCE paper",
+            paper / 10.0,
+            num(&exp["t_DCE_token_paper"]),
+            tl,
+        );
         let code = t_dce(&lin, t, nt as u32, &x0, &xt, &log_c, DceForm::Code, None).unwrap();
         assert_close1("t_DCE code", code / 10.0, num(&exp["t_DCE_token_code"]), tl);
         n += 1;
@@ -126,7 +162,11 @@ fn radd_loss_cases() {
         let inp = &case["inputs"];
         let mask = inp["mask_index"].as_u64().unwrap() as u32;
         let to_u32 = |v: &serde_json::Value| -> Vec<u32> {
-            v.as_array().unwrap().iter().map(|x| x.as_u64().unwrap() as u32).collect()
+            v.as_array()
+                .unwrap()
+                .iter()
+                .map(|x| x.as_u64().unwrap() as u32)
+                .collect()
         };
         let (x0, xt) = (to_u32(&inp["x0"]), to_u32(&inp["x_t"]));
         let log_c = pad_mask(&vec2(&inp["log_c"]), mask as usize);
@@ -151,7 +191,11 @@ fn tauldr_ct_elbo_cases() {
         let p = &inp["params"];
         let t = num(&inp["t"]);
         let to_u32 = |v: &serde_json::Value| -> Vec<u32> {
-            v.as_array().unwrap().iter().map(|x| x.as_u64().unwrap() as u32).collect()
+            v.as_array()
+                .unwrap()
+                .iter()
+                .map(|x| x.as_u64().unwrap() as u32)
+                .collect()
         };
         let (x0, xtl) = (to_u32(&inp["x0"]), to_u32(&inp["x_tilde"]));
         let logits: Vec<f64> = vec2(&inp["x_logits"]).concat();
@@ -207,7 +251,10 @@ fn check_process<G: RateGenerator, S: Schedule>(
 }
 
 /// Central-difference check of an analytic gradient.
-fn check_grad(name: &str, x: &[f64], f: &dyn Fn(&[f64], Option<&mut [f64]>) -> f64) {
+/// A loss as a function of the network outputs, with an optional gradient.
+type LossFn<'a> = &'a dyn Fn(&[f64], Option<&mut [f64]>) -> f64;
+
+fn check_grad(name: &str, x: &[f64], f: LossFn<'_>) {
     let mut g = vec![0.0; x.len()];
     let v0 = f(x, Some(&mut g));
     assert!(v0.is_finite(), "{name}: value {v0}");
@@ -227,7 +274,9 @@ fn check_grad(name: &str, x: &[f64], f: &dyn Fn(&[f64], Option<&mut [f64]>) -> f
 }
 
 fn logits(n: usize, seed: u32) -> Vec<f64> {
-    (0..n).map(|i| ((i as f64 + 1.3) * (seed as f64 + 0.7) * 2.17).sin() * 1.5).collect()
+    (0..n)
+        .map(|i| ((i as f64 + 1.3) * (seed as f64 + 0.7) * 2.17).sin() * 1.5)
+        .collect()
 }
 
 #[test]
@@ -255,7 +304,10 @@ fn gradients_match_finite_differences() {
         let _ = score_entropy(g, 0.8, x, 1, &l, &mut ws, None).unwrap();
     }
     // DWDSE over a sequence.
-    let ctmc = Ctmc::new(MixtureGenerator::uniform(4).unwrap(), Geometric::new(1e-3, 4.0).unwrap());
+    let ctmc = Ctmc::new(
+        MixtureGenerator::uniform(4).unwrap(),
+        Geometric::new(1e-3, 4.0).unwrap(),
+    );
     let (x0, xt) = ([0u32, 3, 2], [1u32, 3, 0]);
     let ls = logits(12, 3);
     check_grad("dwdse", &ls, &|z, gr| {
@@ -263,25 +315,41 @@ fn gradients_match_finite_differences() {
         dwdse(&ctmc, 0.6, &x0, &xt, z, &mut ws, None, gr).unwrap()
     });
     // CT-ELBO on a Padé generator and on the uniform mixture.
-    let gt = Ctmc::new(gaussian_target(5, 2.0, 3.0).unwrap(), ExponentialRate::new(0.5, 5.0).unwrap());
+    let gt = Ctmc::new(
+        gaussian_target(5, 2.0, 3.0).unwrap(),
+        ExponentialRate::new(0.5, 5.0).unwrap(),
+    );
     let (x0, xtl) = ([0u32, 4, 2], [1u32, 4, 3]);
     let ll = logits(15, 5);
     check_grad("ct_elbo", &ll, &|z, gr| {
-        ct_elbo_given_tilde(&gt, 0.4, &x0, &xtl, z, 1e-9, 0.01, gr).unwrap().loss
+        ct_elbo_given_tilde(&gt, 0.4, &x0, &xtl, z, 1e-9, 0.01, gr)
+            .unwrap()
+            .loss
     });
-    let un = Ctmc::new(MixtureGenerator::uniform(5).unwrap(), LinearTotalNoise::new(0.0, 5.0).unwrap());
+    let un = Ctmc::new(
+        MixtureGenerator::uniform(5).unwrap(),
+        LinearTotalNoise::new(0.0, 5.0).unwrap(),
+    );
     check_grad("ct_elbo uniform", &ll, &|z, gr| {
-        ct_elbo_given_tilde(&un, 0.3, &x0, &xtl, z, 0.0, 0.0, gr).unwrap().loss
+        ct_elbo_given_tilde(&un, 0.3, &x0, &xtl, z, 0.0, 0.0, gr)
+            .unwrap()
+            .loss
     });
     // RADD losses (mask 3 of V = 4).
     let sch = LogLinear::new(1e-3).unwrap();
     let (x0, xt) = ([0u32, 2, 1, 2], [3u32, 2, 3, 3]);
     let lc = logits(16, 9);
-    check_grad("t_dse", &lc, &|z, gr| t_dse(&sch, 0.4, 3, &x0, &xt, z, gr).unwrap());
+    check_grad("t_dse", &lc, &|z, gr| {
+        t_dse(&sch, 0.4, 3, &x0, &xt, z, gr).unwrap()
+    });
     for form in [DceForm::Paper, DceForm::Code] {
-        check_grad("t_dce", &lc, &|z, gr| t_dce(&sch, 0.4, 3, &x0, &xt, z, form, gr).unwrap());
+        check_grad("t_dce", &lc, &|z, gr| {
+            t_dce(&sch, 0.4, 3, &x0, &xt, z, form, gr).unwrap()
+        });
     }
-    check_grad("lambda_dce", &lc, &|z, gr| lambda_dce(0.6, 3, &x0, &xt, z, gr).unwrap());
+    check_grad("lambda_dce", &lc, &|z, gr| {
+        lambda_dce(0.6, 3, &x0, &xt, z, gr).unwrap()
+    });
     check_grad("k_dce", &lc, &|z, gr| k_dce(3, &x0, &xt, z, gr).unwrap());
 }
 
@@ -357,12 +425,26 @@ fn bad_inputs_are_errors() {
     let mut scratch = [0.0; 8];
     assert!(categorical_ratio_matching(&g, 1.0, 4, &ls, &mut scratch, None).is_err());
     assert!(categorical_ratio_matching(&g, 1.0, 0, &ls, &mut [0.0; 4], None).is_err());
-    assert!(categorical_ratio_matching(&g, 1.0, 0, &[f64::INFINITY; 4], &mut scratch, None).is_err());
+    assert!(
+        categorical_ratio_matching(&g, 1.0, 0, &[f64::INFINITY; 4], &mut scratch, None).is_err()
+    );
     let ctmc = Ctmc::new(g.clone(), LogLinear::new(1e-3).unwrap());
     assert!(dwdse(&ctmc, 0.5, &[], &[], &ls[..0], &mut ws, None, None).is_err());
     assert!(dwdse(&ctmc, 0.5, &[0], &[3, 3], &ls, &mut ws, None, None).is_err());
     assert!(dwdse(&ctmc, 1.5, &[0], &[3], &ls, &mut ws, None, None).is_err());
-    assert!(dwdse(&ctmc, 0.5, &[0], &[3], &ls, &mut ws, Some(&mut [0.0; 2]), None).is_err());
+    assert!(
+        dwdse(
+            &ctmc,
+            0.5,
+            &[0],
+            &[3],
+            &ls,
+            &mut ws,
+            Some(&mut [0.0; 2]),
+            None
+        )
+        .is_err()
+    );
     let lin = discrete_diffusion::schedule::Linear::new();
     let lc = [0.0f64; 8];
     assert!(t_dse(&lin, 1.0, 3, &[0, 1], &[3, 1], &lc, None).is_err()); // σ(1) = ∞
@@ -370,13 +452,40 @@ fn bad_inputs_are_errors() {
     assert!(t_dse(&lin, 0.5, 3, &[3, 1], &[3, 1], &lc, None).is_err()); // x0 masked
     assert!(t_dse(&lin, 0.5, 3, &[0, 1], &[3, 2], &lc, None).is_err()); // not absorbing
     assert!(t_dse(&lin, 0.5, 4, &[0, 1], &[4, 1], &lc, None).is_err()); // mask ≥ V
-    assert!(t_dce(&lin, 0.5, 3, &[0, 1], &[3, 1], &lc[..7], DceForm::Paper, None).is_err());
-    assert!(t_dce(&lin, 0.5, 3, &[0], &[3], &[f64::NAN, 0.0, 0.0, 0.0], DceForm::Paper, None).is_err());
+    assert!(
+        t_dce(
+            &lin,
+            0.5,
+            3,
+            &[0, 1],
+            &[3, 1],
+            &lc[..7],
+            DceForm::Paper,
+            None
+        )
+        .is_err()
+    );
+    assert!(
+        t_dce(
+            &lin,
+            0.5,
+            3,
+            &[0],
+            &[3],
+            &[f64::NAN, 0.0, 0.0, 0.0],
+            DceForm::Paper,
+            None
+        )
+        .is_err()
+    );
     assert!(lambda_dce(0.0, 3, &[0, 1], &[3, 1], &lc, None).is_err());
     assert!(lambda_dce(1.5, 3, &[0, 1], &[3, 1], &lc, None).is_err());
     assert!(k_dce(3, &[0, 1], &[0, 1], &lc, None).is_err());
     assert!(k_dce(3, &[], &[], &lc[..0], None).is_err());
-    let un = Ctmc::new(MixtureGenerator::uniform(3).unwrap(), LinearTotalNoise::new(0.0, 3.0).unwrap());
+    let un = Ctmc::new(
+        MixtureGenerator::uniform(3).unwrap(),
+        LinearTotalNoise::new(0.0, 3.0).unwrap(),
+    );
     let l6 = [0.0f64; 6];
     assert!(ct_elbo_given_tilde(&un, 0.5, &[0, 1], &[0, 3], &l6, 0.0, 0.0, None).is_err());
     assert!(ct_elbo_given_tilde(&un, 0.5, &[0, 1], &[0], &l6, 0.0, 0.0, None).is_err());

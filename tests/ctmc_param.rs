@@ -1,12 +1,17 @@
 //! Parameterisations: RADD conditional ↔ score, SEDD log-score head, x0 ↔ score conversions
 //! (round trips and SEDD's exact-score cases), bad inputs.
+#![allow(clippy::needless_range_loop)] // index arithmetic mirrors the formulas
 
 mod common;
 
 use common::*;
 use discrete_diffusion::kernel::ctmc::{Ctmc, MixtureGenerator, RateGenerator};
-use discrete_diffusion::param::radd::{conditional_from_score, radd_factor, score_from_conditional};
-use discrete_diffusion::param::score::{log_score_from_x0, sedd_absorbing_log_score, x0_from_score};
+use discrete_diffusion::param::radd::{
+    conditional_from_score, radd_factor, score_from_conditional,
+};
+use discrete_diffusion::param::score::{
+    log_score_from_x0, sedd_absorbing_log_score, x0_from_score,
+};
 use discrete_diffusion::schedule::{Geometric, LogLinear, Schedule};
 
 #[test]
@@ -22,7 +27,12 @@ fn radd_score_from_conditional_cases() {
         let mut out = vec![0.0; nt + 1];
         score_from_conditional(&c, nt as u32, s, &mut out).unwrap();
         assert_close("score", &out, &vec1(&case["expected"]["score"]), tl);
-        assert_close1("factor", radd_factor(s).unwrap(), num(&case["expected"]["factor"]), tl);
+        assert_close1(
+            "factor",
+            radd_factor(s).unwrap(),
+            num(&case["expected"]["factor"]),
+            tl,
+        );
         let mut back = vec![0.0; nt + 1];
         conditional_from_score(&out, nt as u32, s, &mut back).unwrap();
         assert_close("inverse", &back, &c, (1e-15, 1e-13));
@@ -47,9 +57,9 @@ fn sedd_exact_scores_and_inversion() {
         };
         let np = &inp["noise_params"];
         let sch: Box<dyn Schedule> = match inp["noise"].as_str().unwrap() {
-            "geometric" => Box::new(
-                Geometric::new(num(&np["sigma_min"]), num(&np["sigma_max"])).unwrap(),
-            ),
+            "geometric" => {
+                Box::new(Geometric::new(num(&np["sigma_min"]), num(&np["sigma_max"])).unwrap())
+            }
             _ => Box::new(LogLinear::new(num(&np["eps"])).unwrap()),
         };
         let ctmc = Ctmc::new(&g, &*sch);
@@ -67,7 +77,10 @@ fn sedd_exact_scores_and_inversion() {
         let mut col = vec![0.0; v];
         g.transition_col(x, s, &mut col).unwrap();
         let post: Vec<f64> = (0..v).map(|k| p0[k] * col[k] / ps[x as usize]).collect();
-        let logits: Vec<f64> = post.iter().map(|p| if *p > 0.0 { p.ln() } else { -800.0 }).collect();
+        let logits: Vec<f64> = post
+            .iter()
+            .map(|p| if *p > 0.0 { p.ln() } else { -800.0 })
+            .collect();
         let (mut scratch, mut ls) = (vec![0.0; 2 * v], vec![0.0; v]);
         log_score_from_x0(&g, s, x, &logits, &mut scratch, &mut ls).unwrap();
         let mut qcol = vec![0.0; v];
@@ -91,23 +104,35 @@ fn x0_score_round_trips_for_every_mixture() {
     let gens = [
         (MixtureGenerator::uniform(5).unwrap(), 3u32),
         (MixtureGenerator::absorbing(5, 0).unwrap(), 0),
-        (MixtureGenerator::marginal(vec![0.1, 0.2, 0.3, 0.15, 0.25]).unwrap(), 1),
+        (
+            MixtureGenerator::marginal(vec![0.1, 0.2, 0.3, 0.15, 0.25]).unwrap(),
+            1,
+        ),
     ];
     let p = [0.0, 0.1, 0.4, 0.3, 0.2];
     for (g, x) in &gens {
         for &s in &[0.05, 0.7, 3.0] {
-            let logits: Vec<f64> = p.iter().map(|q: &f64| if *q > 0.0 { q.ln() } else { -800.0 }).collect();
+            let logits: Vec<f64> = p
+                .iter()
+                .map(|q: &f64| if *q > 0.0 { q.ln() } else { -800.0 })
+                .collect();
             let (mut scratch, mut ls) = ([0.0; 10], [0.0; 5]);
             log_score_from_x0(g, s, *x, &logits, &mut scratch, &mut ls).unwrap();
             let ratio: Vec<f64> = ls.iter().map(|l| l.exp()).collect();
             let mut back = [0.0; 5];
             x0_from_score(g, s, *x, &ratio, &mut back).unwrap();
             // The recovered posterior reproduces the ratios.
-            let bl: Vec<f64> = back.iter().map(|q| if *q > 0.0 { q.ln() } else { -800.0 }).collect();
+            let bl: Vec<f64> = back
+                .iter()
+                .map(|q| if *q > 0.0 { q.ln() } else { -800.0 })
+                .collect();
             let mut ls2 = [0.0; 5];
             log_score_from_x0(g, s, *x, &bl, &mut scratch, &mut ls2).unwrap();
             for y in 0..5 {
-                assert!((ls[y].exp() - ls2[y].exp()).abs() < 1e-10 * (1.0 + ls[y].exp()), "{g:?} s={s} y={y}");
+                assert!(
+                    (ls[y].exp() - ls2[y].exp()).abs() < 1e-10 * (1.0 + ls[y].exp()),
+                    "{g:?} s={s} y={y}"
+                );
             }
             if g.pi()[*x as usize] > 0.0 && *x == 0 {
                 // absorbing at the mask: RADD's identity p(y) = ratio_y (e^s − 1).

@@ -55,7 +55,10 @@ pub fn score_from_conditional(c: &[f64], mask: u32, sigma_bar: f64, out: &mut [f
             continue;
         }
         if !(cy.is_finite() && cy >= 0.0) {
-            return Err(Error::invalid("c", format!("c[{y}] = {cy} must be finite and ≥ 0")));
+            return Err(Error::invalid(
+                "c",
+                format!("c[{y}] = {cy} must be finite and ≥ 0"),
+            ));
         }
         *o = f * cy;
     }

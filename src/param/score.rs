@@ -106,7 +106,10 @@ pub fn x0_from_score(
     validate::len("out", out.len(), v)?;
     validate::token("x", x, v)?;
     if !(s.is_finite() && s > 0.0) {
-        return Err(Error::invalid("s", format!("must be finite and > 0, got {s}")));
+        return Err(Error::invalid(
+            "s",
+            format!("must be finite and > 0, got {s}"),
+        ));
     }
     for (i, &r) in ratio.iter().enumerate() {
         if !(r.is_finite() && r >= 0.0) {

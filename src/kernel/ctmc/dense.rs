@@ -181,7 +181,10 @@ impl RateGenerator for DenseGenerator {
 
     fn rate_col(&self, y: u32, out: &mut [f64]) -> Result<()> {
         check_state_out("y", y, self.vocab_size(), out)?;
-        for (o, &q) in out.iter_mut().zip(self.generator.matrix().column(y as usize)) {
+        for (o, &q) in out
+            .iter_mut()
+            .zip(self.generator.matrix().column(y as usize))
+        {
             *o = q;
         }
         Ok(())

@@ -64,7 +64,10 @@ pub fn gaussian_target(v: usize, rate_sigma: f64, q_sigma: f64) -> Result<DenseG
     validate::vocab("v", v)?;
     for (name, x) in [("rate_sigma", rate_sigma), ("q_sigma", q_sigma)] {
         if !(x.is_finite() && x > 0.0) {
-            return Err(Error::invalid(name, format!("must be finite and > 0, got {x}")));
+            return Err(Error::invalid(
+                name,
+                format!("must be finite and > 0, got {x}"),
+            ));
         }
     }
     let w: Vec<f64> = (0..v)
@@ -130,10 +133,16 @@ impl ExponentialRate {
     /// [`Error::InvalidArgument`] naming the bad parameter.
     pub fn new(a: f64, b: f64) -> Result<Self> {
         if !(a.is_finite() && a > 0.0) {
-            return Err(Error::invalid("a", format!("must be finite and > 0, got {a}")));
+            return Err(Error::invalid(
+                "a",
+                format!("must be finite and > 0, got {a}"),
+            ));
         }
         if !(b.is_finite() && b > 1.0) {
-            return Err(Error::invalid("b", format!("must be finite and > 1, got {b}")));
+            return Err(Error::invalid(
+                "b",
+                format!("must be finite and > 1, got {b}"),
+            ));
         }
         Ok(ExponentialRate { a, b })
     }

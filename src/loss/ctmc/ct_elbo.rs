@@ -80,7 +80,10 @@ pub fn ct_elbo_given_tilde<G: RateGenerator, S: Schedule, F: Float>(
     check_grad(&grad, d * v)?;
     for (name, x) in [("eps_ratio", eps_ratio), ("nll_weight", nll_weight)] {
         if !(x.is_finite() && x >= 0.0) {
-            return Err(Error::invalid(name, format!("must be finite and ≥ 0, got {x}")));
+            return Err(Error::invalid(
+                name,
+                format!("must be finite and ≥ 0, got {x}"),
+            ));
         }
     }
     // Dense q[x0, x] and R[x, y] at t.
@@ -103,8 +106,8 @@ pub fn ct_elbo_given_tilde<G: RateGenerator, S: Schedule, F: Float>(
         }
     };
     let mut norm = 0.0;
-    for i in 0..d {
-        let xt = x_tilde[i] as usize;
+    for (i, &xt) in x_tilde.iter().enumerate() {
+        let xt = xt as usize;
         for y in 0..v {
             let w = weight(i, y);
             if w != 0.0 {

@@ -54,7 +54,7 @@ fn check(mask: u32, x0: &[u32], x_t: &[u32], log_c: &[impl Float]) -> Result<(us
         return Err(Error::invalid("x0", "empty sequence"));
     }
     validate::len("x_t", x_t.len(), l)?;
-    if log_c.len() % l != 0 || log_c.len() / l < 2 {
+    if !log_c.len().is_multiple_of(l) || log_c.len() / l < 2 {
         return Err(Error::shape(
             "log_c",
             format!("[L = {l}, V ≥ 2] row-major"),
@@ -67,7 +67,10 @@ fn check(mask: u32, x0: &[u32], x_t: &[u32], log_c: &[impl Float]) -> Result<(us
     validate::tokens("x_t", x_t, v)?;
     for (i, (&a, &b)) in x0.iter().zip(x_t).enumerate() {
         if a == mask {
-            return Err(Error::invalid("x0", format!("x0[{i}] is the mask token {mask}")));
+            return Err(Error::invalid(
+                "x0",
+                format!("x0[{i}] is the mask token {mask}"),
+            ));
         }
         if b != mask && b != a {
             return Err(Error::invalid(
@@ -239,7 +242,10 @@ pub fn lambda_dce<F: Float>(
     let (_, v) = check(mask, x0, x_t, log_c)?;
     check_grad(&grad, log_c.len())?;
     if !(lambda > 0.0 && lambda <= 1.0) {
-        return Err(Error::invalid("lambda", format!("must be in (0, 1], got {lambda}")));
+        return Err(Error::invalid(
+            "lambda",
+            format!("must be in (0, 1], got {lambda}"),
+        ));
     }
     weighted_dce(mask, x0, x_t, log_c, v, 1.0 / lambda, grad)
 }
@@ -260,7 +266,10 @@ pub fn k_dce<F: Float>(
     check_grad(&grad, log_c.len())?;
     let k = x_t.iter().filter(|&&b| b == mask).count();
     if k == 0 {
-        return Err(Error::invalid("x_t", "k-DCE needs at least one masked position"));
+        return Err(Error::invalid(
+            "x_t",
+            "k-DCE needs at least one masked position",
+        ));
     }
     weighted_dce(mask, x0, x_t, log_c, v, l as f64 / k as f64, grad)
 }
