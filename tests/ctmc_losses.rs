@@ -494,3 +494,19 @@ fn bad_inputs_are_errors() {
     assert!(ct_elbo_given_tilde(&un, 0.5, &[0, 1], &[0, 1], &l6, 0.0, f64::NAN, None).is_err());
     assert!(ct_elbo_given_tilde(&un, 1.5, &[0, 1], &[0, 1], &l6, 0.0, 0.0, None).is_err());
 }
+
+#[test]
+fn f32_outputs_match_f64() {
+    let g = MixtureGenerator::uniform(6).unwrap();
+    let l64 = logits(6, 2);
+    let l32: Vec<f32> = l64.iter().map(|&x| x as f32).collect();
+    let l64r: Vec<f64> = l32.iter().map(|&x| x as f64).collect();
+    let mut ws = CtmcLossWorkspace::new(6);
+    let (mut g32, mut g64) = (vec![0.0f32; 6], vec![0.0f64; 6]);
+    let a = score_entropy(&g, 0.9, 2, 4, &l32, &mut ws, Some(&mut g32)).unwrap();
+    let b = score_entropy(&g, 0.9, 2, 4, &l64r, &mut ws, Some(&mut g64)).unwrap();
+    assert!((a - b).abs() < 1e-15 * b.abs().max(1.0));
+    for (x, y) in g32.iter().zip(&g64) {
+        assert!((*x as f64 - y).abs() < 1e-6 * y.abs().max(1.0));
+    }
+}

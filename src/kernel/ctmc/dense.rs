@@ -10,7 +10,9 @@
 //!   [`expm`] (`O(V³)`), cached for the last `s` only: repeated rows at the same `s` (a
 //!   sampler step, a loss over a batch sharing `t`) cost `O(V)` each after one `O(V³)`
 //!   evaluation; a new `s` evicts it. Memory `2V²` f64. `s = ∞` is an error (no limit is
-//!   known for a general generator).
+//!   known for a general generator). The cache sits behind a mutex (one lock per call):
+//!   threads that work at different `s` should each hold their own clone (a clone starts
+//!   with an empty cache).
 //!
 //! Both clamp the round-off negatives (`|·| ~ 1e-16`) of the exact non-negative entries to 0.
 
@@ -195,13 +197,15 @@ impl RateGenerator for DenseGenerator {
         let s = check_total_noise(s)?;
         match &self.repr {
             Repr::Eigen { lambda, u } => {
-                let ux = u.row(x as usize);
+                // c_k = U[x, k] e^{sλ_k}: V exponentials, then V² multiply-adds.
+                let c: Vec<f64> = u
+                    .row(x as usize)
+                    .iter()
+                    .zip(lambda)
+                    .map(|(&uk, &l)| uk * decay(s, l))
+                    .collect();
                 for (y, o) in out.iter_mut().enumerate() {
-                    let uy = u.row(y);
-                    let mut acc = 0.0;
-                    for k in 0..lambda.len() {
-                        acc += ux[k] * decay(s, lambda[k]) * uy[k];
-                    }
+                    let acc: f64 = u.row(y).iter().zip(&c).map(|(a, b)| a * b).sum();
                     *o = acc.max(0.0);
                 }
                 Ok(())
