@@ -29,6 +29,9 @@
 //! and [`reverse_rate_row`] turns such ratios into the time-reversal's rates
 //! `R̂_t(x, y) = Q_t(y, x) · p_t(y)/p_t(x)` (Campbell et al. 2022, Prop. 1; SEDD eq. 3).
 
+pub mod dense;
+pub mod ordinal;
+
 use std::fmt::Debug;
 
 use crate::error::{Error, Result};
