@@ -31,6 +31,7 @@ pub mod param;
 pub mod rng;
 pub mod sample;
 pub mod schedule;
+pub mod train;
 pub(crate) mod validate;
 
 pub use error::{Error, Result};

@@ -25,6 +25,7 @@ use crate::validate;
 pub mod absorbing;
 pub mod banded_uniform;
 pub mod blosum;
+pub mod ctmc;
 pub mod dense;
 pub mod gaussian;
 pub mod generator;

@@ -32,3 +32,25 @@ pub trait Denoiser {
         out: ArrayViewMut3<'_, f32>,
     ) -> Result<()>;
 }
+
+macro_rules! forward_denoiser {
+    ($($ty:ty),*) => {$(
+        impl<D: Denoiser + ?Sized> Denoiser for $ty {
+            fn vocab_size(&self) -> usize {
+                (**self).vocab_size()
+            }
+            fn logits(
+                &self,
+                tokens: ArrayView2<'_, u32>,
+                times: ArrayView1<'_, f64>,
+                out: ArrayViewMut3<'_, f32>,
+            ) -> Result<()> {
+                (**self).logits(tokens, times, out)
+            }
+        }
+    )*};
+}
+
+// A borrowed or shared denoiser is a denoiser, so wrappers (guidance, caches) can hold `&D`,
+// `Box<dyn Denoiser>` or `Arc<D>` without copying the model.
+forward_denoiser!(&D, Box<D>, std::sync::Arc<D>);
