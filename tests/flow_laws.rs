@@ -346,3 +346,27 @@ fn metric_path_solver_converges_at_first_order() {
         "slope {slope}, errors {errs:?}"
     );
 }
+
+#[test]
+fn remasking_is_the_backward_velocity() {
+    // Masked source, corrector c: an unmasked token z = x_1 returns to the mask at rate
+    // −c ǔ(mask | z) = c κ̇/κ, and nowhere else.
+    use discrete_diffusion::param::velocity::backward_velocity;
+    let kappa = Kappa::polynomial(2.0).unwrap();
+    let path = MixturePath::new(kappa.clone(), SourceLaw::Mask(MASK), V).unwrap();
+    let (s, h, c, z) = (0.4, 0.05, 0.7, 3u32);
+    let mut b = vec![0.0; V];
+    let mut delta_mask = vec![0.0; V];
+    delta_mask[MASK as usize] = 1.0;
+    backward_velocity(&kappa, s, z, &delta_mask, &mut b).unwrap();
+    let rate = -c * b[MASK as usize];
+    let mut u = vec![0.0; V];
+    path.conditional_velocity(s, z, z, c, &mut u).unwrap();
+    assert!((u[MASK as usize] - rate).abs() < 1e-12);
+    assert!((rate - c * 2.0 / s).abs() < 1e-12); // κ̇/κ = 2s/s² = 2/s
+    let mut law = vec![0.0; V];
+    path.step_law_given_data(s, s + h, z, z, c, JumpRule::Exponential, &mut law)
+        .unwrap();
+    let p = -(-h * rate).exp_m1();
+    assert!((law[MASK as usize] - p).abs() < 1e-12 && (law[z as usize] - (1.0 - p)).abs() < 1e-12);
+}
