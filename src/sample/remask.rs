@@ -55,7 +55,8 @@ pub enum RemdmSigma {
 /// σ at one step: the strategy's value and the cap.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct SigmaAt {
-    /// The strategy's σ before capping (`1.0` placeholder for [`RemdmSigma::Confidence`],
+    /// The strategy's own σ (`min(η, σ_max)` for `Cap`, the uncapped `(α_s − α_t)/α_t` for
+    /// `ForwardBackward`; `1.0` placeholder for [`RemdmSigma::Confidence`],
     /// whose σ is per position: see [`remdm_conf_sigmas`]).
     pub raw: f64,
     /// `σ_max = min(1, (1 − α_s)/α_t)`, `1` when `α_t = 0`.
@@ -97,7 +98,7 @@ pub fn remdm_sigma(kind: RemdmSigma, alpha_t: f64, alpha_s: f64) -> Result<Sigma
     let max = remdm_sigma_max(alpha_t, alpha_s)?;
     let raw = match kind {
         RemdmSigma::None => 0.0,
-        RemdmSigma::Cap { eta } => crate::validate::probability("eta", eta)?,
+        RemdmSigma::Cap { eta } => crate::validate::probability("eta", eta)?.min(max),
         RemdmSigma::Rescale { eta } => crate::validate::probability("eta", eta)? * max,
         RemdmSigma::Confidence => 1.0,
         RemdmSigma::ForwardBackward => {
