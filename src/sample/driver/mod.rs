@@ -301,6 +301,16 @@ pub fn run<M: BlockModel + ?Sized, B: Backend + ?Sized>(
     {
         return Err(Error::invalid("fixed", format!("fixed position ({bi}, {i}) holds the mask")));
     }
+    if let Some(bk) = config.blocks
+        && let Some(((bi, i), _)) = fixed
+            .indexed_iter()
+            .find(|&((bi, i), &f)| i < bk.start && !f && tokens[[bi, i]] == config.mask_id)
+    {
+        return Err(Error::invalid(
+            "tokens",
+            format!("masked position ({bi}, {i}) lies before the first block (start {})", bk.start),
+        ));
+    }
     let mut st = State {
         tokens,
         fixed,
