@@ -1,7 +1,6 @@
 //! Exactness and bias of unmasking orders against an exact Markov-chain denoiser
 //! (MarkovChainOracle + OracleDenoiser under the absorbing MixtureProcess with α = 1 − t).
 
-
 use discrete_diffusion::backend::cpu::CpuBackend;
 use discrete_diffusion::kernel::mixture::MixtureProcess;
 use discrete_diffusion::model::markov::MarkovChainOracle;
@@ -12,7 +11,10 @@ use discrete_diffusion::schedule::Linear;
 use ndarray::Array2;
 use statrs::distribution::{ChiSquared, ContinuousCDF};
 
-fn denoiser(chain: MarkovChainOracle, data_vocab: usize) -> OracleDenoiser<MarkovChainOracle, MixtureProcess> {
+fn denoiser(
+    chain: MarkovChainOracle,
+    data_vocab: usize,
+) -> OracleDenoiser<MarkovChainOracle, MixtureProcess> {
     let v = data_vocab + 1;
     let ids: Vec<u32> = (0..data_vocab as u32).collect();
     let chain = chain.embed(&ids, v).unwrap();
@@ -30,17 +32,37 @@ fn config(mask: u32, steps: usize, per_step: usize, score: Score) -> SamplerConf
         transforms: vec![],
         draw_temperature: 1.0,
         exclude_mask: true,
-        policy: Policy::Unmask(Unmasking { score, budget: Budget::Fixed(per_step), selector: Selector::TopK }),
+        policy: Policy::Unmask(Unmasking {
+            score,
+            budget: Budget::Fixed(per_step),
+            selector: Selector::TopK,
+        }),
         blocks: None,
         stop: vec![],
         eos: None,
     }
 }
 
-fn sample(d: &OracleDenoiser<MarkovChainOracle, MixtureProcess>, cfg: &SamplerConfig, n: usize, l: usize, seed: u64) -> Array2<u32> {
+fn sample(
+    d: &OracleDenoiser<MarkovChainOracle, MixtureProcess>,
+    cfg: &SamplerConfig,
+    n: usize,
+    l: usize,
+    seed: u64,
+) -> Array2<u32> {
     let mut x = Array2::from_elem((n, l), cfg.mask_id);
     let streams: Vec<u64> = (0..n as u64).collect();
-    let rep = run(&mut NoHook(d), &CpuBackend::new(), cfg, x.view_mut(), None, seed, &streams, &mut ()).unwrap();
+    let rep = run(
+        &mut NoHook(d),
+        &CpuBackend::new(),
+        cfg,
+        x.view_mut(),
+        None,
+        seed,
+        &streams,
+        &mut (),
+    )
+    .unwrap();
     assert!(rep.nfe <= cfg.steps);
     x
 }
@@ -82,7 +104,18 @@ fn parallel_decoding_of_xor_is_biased_exactly_one_half() {
     let d = denoiser(chain, 2);
     let n = 20000;
     // Both positions in one step (top-2 of any score): independent marginal draws.
-    let both = sample(&d, &config(2, 1, 2, Score::Base(discrete_diffusion::sample::select::BaseScore::Confidence)), n, 2, 3);
+    let both = sample(
+        &d,
+        &config(
+            2,
+            1,
+            2,
+            Score::Base(discrete_diffusion::sample::select::BaseScore::Confidence),
+        ),
+        n,
+        2,
+        3,
+    );
     let valid = both.outer_iter().filter(|r| r[0] != r[1]).count() as f64 / n as f64;
     // P(valid) = 1/2 exactly; 5 standard errors.
     let se = (0.25 / n as f64).sqrt();

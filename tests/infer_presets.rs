@@ -5,8 +5,8 @@
 use std::sync::Arc;
 
 use discrete_diffusion::Result;
-use discrete_diffusion::backend::cpu::CpuBackend;
 use discrete_diffusion::backend::ReferenceBackend;
+use discrete_diffusion::backend::cpu::CpuBackend;
 use discrete_diffusion::backend::steps::Commit;
 use discrete_diffusion::model::Denoiser;
 use discrete_diffusion::rng::{CounterRng, Purpose, RngKey};
@@ -39,7 +39,12 @@ impl Denoiser for Toy {
     fn vocab_size(&self) -> usize {
         V
     }
-    fn logits(&self, tokens: ArrayView2<'_, u32>, _: ArrayView1<'_, f64>, mut out: ArrayViewMut3<'_, f32>) -> Result<()> {
+    fn logits(
+        &self,
+        tokens: ArrayView2<'_, u32>,
+        _: ArrayView1<'_, f64>,
+        mut out: ArrayViewMut3<'_, f32>,
+    ) -> Result<()> {
         for (b, row) in tokens.outer_iter().enumerate() {
             let x: Vec<u32> = row.to_vec();
             for i in 0..x.len() {
@@ -87,7 +92,17 @@ impl Observer for Log {
 fn drive(cfg: &SamplerConfig, x: &[u32]) -> (Vec<u32>, Log) {
     let mut t = Array2::from_shape_vec((1, x.len()), x.to_vec()).unwrap();
     let mut log = Log::default();
-    run(&mut NoHook(&Toy), &CpuBackend::new(), cfg, t.view_mut(), None, 5, &[3], &mut log).unwrap();
+    run(
+        &mut NoHook(&Toy),
+        &CpuBackend::new(),
+        cfg,
+        t.view_mut(),
+        None,
+        5,
+        &[3],
+        &mut log,
+    )
+    .unwrap();
     (t.into_raw_vec_and_offset().0, log)
 }
 
@@ -104,10 +119,15 @@ fn llada_ref(mut x: Vec<u32>, p: usize, glen: usize, bl: usize, steps: usize) ->
     for j in 0..nb {
         let (a, e) = (p + j * bl, p + (j + 1) * bl);
         let m = x[a..e].iter().filter(|&&t| t == MASK).count();
-        let nt: Vec<usize> = (0..spb).map(|k| m / spb + usize::from(k < m % spb)).collect();
+        let nt: Vec<usize> = (0..spb)
+            .map(|k| m / spb + usize::from(k < m % spb))
+            .collect();
         for &n in &nt {
             let rows: Vec<Vec<f64>> = (0..x.len()).map(|i| softmax(&model_row(&x, i))).collect();
-            let conf: Vec<(usize, f64)> = (0..e).filter(|&i| x[i] == MASK).map(|i| (i, rows[i][argmax(&rows[i])])).collect();
+            let conf: Vec<(usize, f64)> = (0..e)
+                .filter(|&i| x[i] == MASK)
+                .map(|i| (i, rows[i][argmax(&rows[i])]))
+                .collect();
             for i in topk(&conf, n) {
                 x[i] = argmax(&rows[i]) as u32;
             }
@@ -118,11 +138,30 @@ fn llada_ref(mut x: Vec<u32>, p: usize, glen: usize, bl: usize, steps: usize) ->
 
 #[test]
 fn llada_preset_matches_reference_loop() {
-    for &(p, glen, bl, steps) in &[(3usize, 12usize, 4usize, 6usize), (2, 8, 8, 5), (0, 9, 3, 9)] {
-        let cfg = llada(MASK, LladaLayout { prompt_len: p, gen_length: glen, block_length: bl, steps }, 0.0, false).unwrap();
+    for &(p, glen, bl, steps) in &[
+        (3usize, 12usize, 4usize, 6usize),
+        (2, 8, 8, 5),
+        (0, 9, 3, 9),
+    ] {
+        let cfg = llada(
+            MASK,
+            LladaLayout {
+                prompt_len: p,
+                gen_length: glen,
+                block_length: bl,
+                steps,
+            },
+            0.0,
+            false,
+        )
+        .unwrap();
         let x = prompt(p, glen);
         let (got, log) = drive(&cfg, &x);
-        assert_eq!(got, llada_ref(x.clone(), p, glen, bl, steps), "layout {p} {glen} {bl} {steps}");
+        assert_eq!(
+            got,
+            llada_ref(x.clone(), p, glen, bl, steps),
+            "layout {p} {glen} {bl} {steps}"
+        );
         assert_eq!(log.0.len(), glen);
         for c in &log.0 {
             assert!(c.logprob <= 0.0 && c.token != MASK);
@@ -131,19 +170,36 @@ fn llada_preset_matches_reference_loop() {
 }
 
 /// Fast-dLLM threshold and factor loops (temperature 0).
-fn fast_ref(mut x: Vec<u32>, p: usize, glen: usize, bl: usize, thr: Option<f64>, factor: f64) -> Vec<u32> {
+fn fast_ref(
+    mut x: Vec<u32>,
+    p: usize,
+    glen: usize,
+    bl: usize,
+    thr: Option<f64>,
+    factor: f64,
+) -> Vec<u32> {
     for j in 0..glen / bl {
         let (a, e) = (p + j * bl, p + (j + 1) * bl);
         while x[a..e].contains(&MASK) {
             let rows: Vec<Vec<f64>> = (0..x.len()).map(|i| softmax(&model_row(&x, i))).collect();
-            let conf: Vec<(usize, f64)> = (a..e).filter(|&i| x[i] == MASK).map(|i| (i, rows[i][argmax(&rows[i])])).collect();
+            let conf: Vec<(usize, f64)> = (a..e)
+                .filter(|&i| x[i] == MASK)
+                .map(|i| (i, rows[i][argmax(&rows[i])]))
+                .collect();
             let order = topk(&conf, conf.len());
             let take: Vec<usize> = match thr {
-                Some(t) => order.iter().enumerate().filter(|&(r, &i)| r == 0 || rows[i][argmax(&rows[i])] >= t).map(|(_, &i)| i).collect(),
+                Some(t) => order
+                    .iter()
+                    .enumerate()
+                    .filter(|&(r, &i)| r == 0 || rows[i][argmax(&rows[i])] >= t)
+                    .map(|(_, &i)| i)
+                    .collect(),
                 None => {
-                    let sorted: Vec<f64> = order.iter().map(|&i| rows[i][argmax(&rows[i])]).collect();
+                    let sorted: Vec<f64> =
+                        order.iter().map(|&i| rows[i][argmax(&rows[i])]).collect();
                     let n = sorted.len();
-                    let mut th: Vec<f64> = (1..=n).map(|k| 1.0 - factor / (k as f64 + 1.0)).collect();
+                    let mut th: Vec<f64> =
+                        (1..=n).map(|k| 1.0 - factor / (k as f64 + 1.0)).collect();
                     th[0] = -1.0;
                     let mut top = 0;
                     for (ti, thv) in th.iter().enumerate() {
@@ -169,22 +225,50 @@ fn fast_ref(mut x: Vec<u32>, p: usize, glen: usize, bl: usize, thr: Option<f64>,
 #[test]
 fn fast_dllm_presets_match_reference_loops() {
     for &(p, glen, bl) in &[(3usize, 12usize, 4usize), (1, 10, 10)] {
-        let layout = LladaLayout { prompt_len: p, gen_length: glen, block_length: bl, steps: glen };
+        let layout = LladaLayout {
+            prompt_len: p,
+            gen_length: glen,
+            block_length: bl,
+            steps: glen,
+        };
         let x = prompt(p, glen);
         for &thr in &[0.9, 0.3, 0.15] {
             let cfg = fast_dllm_threshold(MASK, layout, 0.0, thr).unwrap();
-            assert_eq!(drive(&cfg, &x).0, fast_ref(x.clone(), p, glen, bl, Some(thr), 0.0), "threshold {thr}");
+            assert_eq!(
+                drive(&cfg, &x).0,
+                fast_ref(x.clone(), p, glen, bl, Some(thr), 0.0),
+                "threshold {thr}"
+            );
         }
         for &f in &[1.0, 2.5, 0.3] {
             let cfg = fast_dllm_factor(MASK, layout, 0.0, f).unwrap();
-            assert_eq!(drive(&cfg, &x).0, fast_ref(x.clone(), p, glen, bl, None, f), "factor {f}");
+            assert_eq!(
+                drive(&cfg, &x).0,
+                fast_ref(x.clone(), p, glen, bl, None, f),
+                "factor {f}"
+            );
         }
     }
 }
 
 /// Dream's `_sample` loop at temperature 0 (maskgit_plus / topk_margin / entropy / Dimple).
-fn dream_ref(mut x: Vec<u32>, steps: usize, eps: f64, top_k: Option<usize>, alg: &str, dimple: Option<f64>) -> Vec<u32> {
-    let ts: Vec<f64> = (0..=steps).map(|k| if k == steps { eps } else { 1.0 - k as f64 * (1.0 - eps) / steps as f64 }).collect();
+fn dream_ref(
+    mut x: Vec<u32>,
+    steps: usize,
+    eps: f64,
+    top_k: Option<usize>,
+    alg: &str,
+    dimple: Option<f64>,
+) -> Vec<u32> {
+    let ts: Vec<f64> = (0..=steps)
+        .map(|k| {
+            if k == steps {
+                eps
+            } else {
+                1.0 - k as f64 * (1.0 - eps) / steps as f64
+            }
+        })
+        .collect();
     for i in 0..steps {
         let masked: Vec<usize> = (0..x.len()).filter(|&j| x[j] == MASK).collect();
         if masked.is_empty() {
@@ -199,7 +283,9 @@ fn dream_ref(mut x: Vec<u32>, steps: usize, eps: f64, top_k: Option<usize>, alg:
                 let mut sorted = r.clone();
                 sorted.sort_by(|a, b| b.partial_cmp(a).unwrap());
                 let kth = sorted[k - 1];
-                r.iter_mut().filter(|v| **v < kth).for_each(|v| *v = f32::NEG_INFINITY);
+                r.iter_mut()
+                    .filter(|v| **v < kth)
+                    .for_each(|v| *v = f32::NEG_INFINITY);
             }
             let p = softmax(&r);
             let a = argmax(&p);
@@ -220,7 +306,11 @@ fn dream_ref(mut x: Vec<u32>, steps: usize, eps: f64, top_k: Option<usize>, alg:
             }
             None => {
                 let n = masked.len();
-                let k = if i < steps - 1 { (n as f64 * (1.0 - s / t)) as usize } else { n };
+                let k = if i < steps - 1 {
+                    (n as f64 * (1.0 - s / t)) as usize
+                } else {
+                    n
+                };
                 topk(&conf, k)
             }
         };
@@ -235,15 +325,35 @@ fn dream_ref(mut x: Vec<u32>, steps: usize, eps: f64, top_k: Option<usize>, alg:
 fn dream_and_dimple_presets_match_reference_loops() {
     let x = prompt(2, 10);
     for &(steps, top_k) in &[(5usize, None), (8, Some(3)), (3, Some(2))] {
-        let o = DreamOptions { steps, top_k, ..DreamOptions::default() };
-        for (alg, name) in [(DreamAlg::MaskgitPlus, "conf"), (DreamAlg::TopkMargin, "margin"), (DreamAlg::Entropy, "entropy")] {
+        let o = DreamOptions {
+            steps,
+            top_k,
+            ..DreamOptions::default()
+        };
+        for (alg, name) in [
+            (DreamAlg::MaskgitPlus, "conf"),
+            (DreamAlg::TopkMargin, "margin"),
+            (DreamAlg::Entropy, "entropy"),
+        ] {
             let got = drive(&dream(MASK, alg, &o).unwrap(), &x).0;
-            assert_eq!(got, dream_ref(x.clone(), steps, 1e-3, top_k, name, None), "{name} {steps} {top_k:?}");
+            assert_eq!(
+                got,
+                dream_ref(x.clone(), steps, 1e-3, top_k, name, None),
+                "{name} {steps} {top_k:?}"
+            );
         }
-        let o = DreamOptions { steps: 10, top_k, ..DreamOptions::default() };
+        let o = DreamOptions {
+            steps: 10,
+            top_k,
+            ..DreamOptions::default()
+        };
         for th in [0.2, 0.5] {
             let got = drive(&dimple(MASK, &o, th).unwrap(), &x).0;
-            assert_eq!(got, dream_ref(x.clone(), 10, 1e-3, top_k, "conf", Some(th)), "dimple {th}");
+            assert_eq!(
+                got,
+                dream_ref(x.clone(), 10, 1e-3, top_k, "conf", Some(th)),
+                "dimple {th}"
+            );
         }
     }
 }
@@ -255,10 +365,28 @@ fn mdlm_preset_matches_reference_loop() {
     let steps = 6;
     let cfg = mdlm(MASK, steps, 1e-5, Arc::new(Linear::new())).unwrap();
     let mut t = Array2::from_shape_vec((1, x.len()), x.clone()).unwrap();
-    run(&mut NoHook(&Toy), &ReferenceBackend, &cfg, t.view_mut(), None, 5, &[3], &mut ()).unwrap();
+    run(
+        &mut NoHook(&Toy),
+        &ReferenceBackend,
+        &cfg,
+        t.view_mut(),
+        None,
+        5,
+        &[3],
+        &mut (),
+    )
+    .unwrap();
     let key = RngKey::for_stream(5, 3);
     let mut y = x.clone();
-    let ts: Vec<f64> = (0..=steps).map(|k| if k == steps { 1e-5 } else { 1.0 - k as f64 * (1.0 - 1e-5) / steps as f64 }).collect();
+    let ts: Vec<f64> = (0..=steps)
+        .map(|k| {
+            if k == steps {
+                1e-5
+            } else {
+                1.0 - k as f64 * (1.0 - 1e-5) / steps as f64
+            }
+        })
+        .collect();
     let mut last = Vec::new();
     for k in 0..steps {
         if !y.contains(&MASK) {
@@ -269,11 +397,15 @@ fn mdlm_preset_matches_reference_loop() {
         let z = y.clone();
         last = (0..y.len()).map(|i| model_row(&z, i)).collect::<Vec<_>>();
         for i in 0..y.len() {
-            if z[i] == MASK && CounterRng::new(key, Purpose::ROUTING, k as u32, i as u32).uniform() >= stay {
+            if z[i] == MASK
+                && CounterRng::new(key, Purpose::ROUTING, k as u32, i as u32).uniform() >= stay
+            {
                 let mut r: Vec<f64> = last[i].iter().map(|&v| v as f64).collect();
                 r[MASK as usize] = f64::NEG_INFINITY;
                 let u = CounterRng::new(key, Purpose::CATEGORICAL, k as u32, i as u32).uniform();
-                y[i] = discrete_diffusion::rng::categorical::sample_logits_inverse_cdf(&r, u).unwrap().token;
+                y[i] = discrete_diffusion::rng::categorical::sample_logits_inverse_cdf(&r, u)
+                    .unwrap()
+                    .token;
             }
         }
     }

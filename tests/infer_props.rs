@@ -25,13 +25,24 @@ impl Denoiser for Hashy {
     fn vocab_size(&self) -> usize {
         self.v
     }
-    fn logits(&self, tokens: ArrayView2<'_, u32>, _: ArrayView1<'_, f64>, mut out: ArrayViewMut3<'_, f32>) -> Result<()> {
+    fn logits(
+        &self,
+        tokens: ArrayView2<'_, u32>,
+        _: ArrayView1<'_, f64>,
+        mut out: ArrayViewMut3<'_, f32>,
+    ) -> Result<()> {
         for (b, row) in tokens.outer_iter().enumerate() {
-            let h = row.iter().fold(self.seed, |a, &t| a.wrapping_mul(31).wrapping_add(t as u64));
+            let h = row
+                .iter()
+                .fold(self.seed, |a, &t| a.wrapping_mul(31).wrapping_add(t as u64));
             for i in 0..row.len() {
                 for v in 0..self.v {
                     let r = u64_at(RngKey::new(h), Purpose::USER, i as u32, v as u32, 0);
-                    out[[b, i, v]] = if self.nan { f32::NAN } else { (r % 1000) as f32 / 200.0 - 2.5 };
+                    out[[b, i, v]] = if self.nan {
+                        f32::NAN
+                    } else {
+                        (r % 1000) as f32 / 200.0 - 2.5
+                    };
                 }
             }
         }
@@ -41,25 +52,95 @@ impl Denoiser for Hashy {
 
 fn policy(k: usize, steps: usize) -> (Policy, bool) {
     let lin: Arc<dyn discrete_diffusion::schedule::Schedule> = Arc::new(Linear::new());
-    let um = |score, budget, selector| Policy::Unmask(Unmasking { score, budget, selector });
+    let um = |score, budget, selector| {
+        Policy::Unmask(Unmasking {
+            score,
+            budget,
+            selector,
+        })
+    };
     let conf = Score::Base(BaseScore::Confidence);
     match k % 10 {
         0 => (um(conf, Budget::UniformSplit, Selector::TopK), false),
-        1 => (um(Score::Random, Budget::CeilRemaining, Selector::TopK), true),
-        2 => (um(conf, Budget::Fixed(1), Selector::Threshold { threshold: 0.4, strict: false }), true),
-        3 => (um(conf, Budget::Fixed(1), Selector::DynamicFactor { factor: 1.0 }), true),
-        4 => (um(Score::Base(BaseScore::Margin), Budget::Fixed(usize::MAX), Selector::EntropyBound { gamma: 0.5 }), true),
-        5 => (um(Score::AnnealedGumbel { base: BaseScore::NegEntropy, temperature: 0.5 }, Budget::Schedule { schedule: lin, rounding: Rounding::Binomial }, Selector::TopK), false),
+        1 => (
+            um(Score::Random, Budget::CeilRemaining, Selector::TopK),
+            true,
+        ),
+        2 => (
+            um(
+                conf,
+                Budget::Fixed(1),
+                Selector::Threshold {
+                    threshold: 0.4,
+                    strict: false,
+                },
+            ),
+            true,
+        ),
+        3 => (
+            um(
+                conf,
+                Budget::Fixed(1),
+                Selector::DynamicFactor { factor: 1.0 },
+            ),
+            true,
+        ),
+        4 => (
+            um(
+                Score::Base(BaseScore::Margin),
+                Budget::Fixed(usize::MAX),
+                Selector::EntropyBound { gamma: 0.5 },
+            ),
+            true,
+        ),
+        5 => (
+            um(
+                Score::AnnealedGumbel {
+                    base: BaseScore::NegEntropy,
+                    temperature: 0.5,
+                },
+                Budget::Schedule {
+                    schedule: lin,
+                    rounding: Rounding::Binomial,
+                },
+                Selector::TopK,
+            ),
+            false,
+        ),
         6 => (Policy::Ancestral { schedule: lin }, false),
-        7 => (Policy::Jump { schedule: lin, rule: JumpRule::Exponential }, false),
-        8 => (um(Score::Leftmost, Budget::Schedule { schedule: lin, rounding: Rounding::Round }, Selector::TopK), steps == 1),
-        _ => (Policy::Remdm { schedule: lin, sigma: RemdmSigma::Cap { eta: 0.3 } }, false),
+        7 => (
+            Policy::Jump {
+                schedule: lin,
+                rule: JumpRule::Exponential,
+            },
+            false,
+        ),
+        8 => (
+            um(
+                Score::Leftmost,
+                Budget::Schedule {
+                    schedule: lin,
+                    rounding: Rounding::Round,
+                },
+                Selector::TopK,
+            ),
+            steps == 1,
+        ),
+        _ => (
+            Policy::Remdm {
+                schedule: lin,
+                sigma: RemdmSigma::Cap { eta: 0.3 },
+            },
+            false,
+        ),
     }
 }
 
+type Event = (usize, Vec<(usize, usize, u32)>, Vec<(usize, usize)>);
+
 #[derive(Default)]
 struct Rec {
-    events: Vec<(usize, Vec<(usize, usize, u32)>, Vec<(usize, usize)>)>,
+    events: Vec<Event>,
 }
 impl Observer for Rec {
     fn on_step(&mut self, e: &StepEvent<'_>) {
@@ -157,19 +238,54 @@ proptest! {
 #[test]
 fn remdm_loop_runs_and_remasks_only_its_block() {
     let v = 5;
-    let model = Hashy { v, seed: 3, nan: false };
-    let lp = RemdmLoop { t_on: 0.55, t_off: 0.05, alpha_on: 0.9, eta: 0.5 };
+    let model = Hashy {
+        v,
+        seed: 3,
+        nan: false,
+    };
+    let lp = RemdmLoop {
+        t_on: 0.55,
+        t_off: 0.05,
+        alpha_on: 0.9,
+        eta: 0.5,
+    };
     let cfg = discrete_diffusion::sample::presets::remdm_loop(4, 40, 1e-3, lp).unwrap();
     let mut x = Array2::from_shape_fn((2, 12), |(_, i)| if i < 3 { 1 } else { 4 });
     let mut rec = Rec::default();
-    let rep = run(&mut NoHook(&model), &ReferenceBackend, &cfg, x.view_mut(), None, 1, &[0, 1], &mut rec).unwrap();
+    let rep = run(
+        &mut NoHook(&model),
+        &ReferenceBackend,
+        &cfg,
+        x.view_mut(),
+        None,
+        1,
+        &[0, 1],
+        &mut rec,
+    )
+    .unwrap();
     assert!(rep.remasks > 0, "{rep:?}");
     assert!(x.iter().all(|&t| t != 4));
     assert!(x.outer_iter().all(|r| r.iter().take(3).all(|&t| t == 1)));
-    for conf in [RemdmSigma::Confidence, RemdmSigma::Rescale { eta: 1.0 }, RemdmSigma::ForwardBackward] {
-        let cfg = discrete_diffusion::sample::presets::remdm(4, 20, 1e-3, Arc::new(Linear::new()), conf).unwrap();
+    for conf in [
+        RemdmSigma::Confidence,
+        RemdmSigma::Rescale { eta: 1.0 },
+        RemdmSigma::ForwardBackward,
+    ] {
+        let cfg =
+            discrete_diffusion::sample::presets::remdm(4, 20, 1e-3, Arc::new(Linear::new()), conf)
+                .unwrap();
         let mut x = Array2::from_elem((1, 8), 4u32);
-        run(&mut NoHook(&model), &CpuBackend::new(), &cfg, x.view_mut(), None, 9, &[2], &mut ()).unwrap();
+        run(
+            &mut NoHook(&model),
+            &CpuBackend::new(),
+            &cfg,
+            x.view_mut(),
+            None,
+            9,
+            &[2],
+            &mut (),
+        )
+        .unwrap();
         assert!(x.iter().all(|&t| t != 4));
     }
 }
@@ -178,19 +294,56 @@ fn remdm_loop_runs_and_remasks_only_its_block() {
 fn eos_padding_and_hook() {
     struct Hooked(Hashy, Vec<std::ops::Range<usize>>);
     impl Denoiser for Hooked {
-        fn vocab_size(&self) -> usize { self.0.v }
-        fn logits(&self, t: ArrayView2<'_, u32>, s: ArrayView1<'_, f64>, o: ArrayViewMut3<'_, f32>) -> Result<()> { self.0.logits(t, s, o) }
+        fn vocab_size(&self) -> usize {
+            self.0.v
+        }
+        fn logits(
+            &self,
+            t: ArrayView2<'_, u32>,
+            s: ArrayView1<'_, f64>,
+            o: ArrayViewMut3<'_, f32>,
+        ) -> Result<()> {
+            self.0.logits(t, s, o)
+        }
     }
     impl BlockModel for Hooked {
-        fn begin_block(&mut self, r: std::ops::Range<usize>, _: ArrayView2<'_, u32>) -> Result<()> { self.1.push(r); Ok(()) }
+        fn begin_block(&mut self, r: std::ops::Range<usize>, _: ArrayView2<'_, u32>) -> Result<()> {
+            self.1.push(r);
+            Ok(())
+        }
     }
-    let mut m = Hooked(Hashy { v: 6, seed: 1, nan: false }, vec![]);
-    let layout = discrete_diffusion::sample::presets::LladaLayout { prompt_len: 2, gen_length: 8, block_length: 4, steps: 8 };
+    let mut m = Hooked(
+        Hashy {
+            v: 6,
+            seed: 1,
+            nan: false,
+        },
+        vec![],
+    );
+    let layout = discrete_diffusion::sample::presets::LladaLayout {
+        prompt_len: 2,
+        gen_length: 8,
+        block_length: 4,
+        steps: 8,
+    };
     let mut cfg = discrete_diffusion::sample::presets::llada(5, layout, 1.0, false).unwrap();
-    cfg.eos = Some(EosPadding { eos_id: 0, pad_id: 1 });
+    cfg.eos = Some(EosPadding {
+        eos_id: 0,
+        pad_id: 1,
+    });
     cfg.exclude_mask = true;
     let mut x = Array2::from_shape_fn((1, 10), |(_, i)| if i < 2 { 3 } else { 5 });
-    run(&mut m, &CpuBackend::new(), &cfg, x.view_mut(), None, 4, &[0], &mut ()).unwrap();
+    run(
+        &mut m,
+        &CpuBackend::new(),
+        &cfg,
+        x.view_mut(),
+        None,
+        4,
+        &[0],
+        &mut (),
+    )
+    .unwrap();
     assert_eq!(m.1, vec![2..6, 6..10]);
     let row: Vec<u32> = x.row(0).to_vec();
     // Padding is never drawn before an EOS.
@@ -200,19 +353,42 @@ fn eos_padding_and_hook() {
 
 #[test]
 fn bad_input() {
-    let model = Hashy { v: 5, seed: 0, nan: false };
-    let base = discrete_diffusion::sample::presets::mdlm(4, 4, 0.0, Arc::new(Linear::new())).unwrap();
-    let go = |cfg: &SamplerConfig, x: &mut Array2<u32>, fixed: Option<ArrayView2<'_, bool>>, streams: &[u64]| {
-        run(&mut NoHook(&model), &CpuBackend::new(), cfg, x.view_mut(), fixed, 0, streams, &mut ())
+    let model = Hashy {
+        v: 5,
+        seed: 0,
+        nan: false,
+    };
+    let base =
+        discrete_diffusion::sample::presets::mdlm(4, 4, 0.0, Arc::new(Linear::new())).unwrap();
+    let go = |cfg: &SamplerConfig,
+              x: &mut Array2<u32>,
+              fixed: Option<ArrayView2<'_, bool>>,
+              streams: &[u64]| {
+        run(
+            &mut NoHook(&model),
+            &CpuBackend::new(),
+            cfg,
+            x.view_mut(),
+            fixed,
+            0,
+            streams,
+            &mut (),
+        )
     };
     let mut x = Array2::from_elem((2, 4), 4u32);
     assert!(go(&base, &mut x, None, &[0]).is_err(), "streams length");
     let mut bad = Array2::from_elem((2, 4), 7u32);
     assert!(go(&base, &mut bad, None, &[0, 1]).is_err(), "token ≥ V");
     let f = Array2::from_elem((2, 4), true);
-    assert!(go(&base, &mut x, Some(f.view()), &[0, 1]).is_err(), "fixed mask");
+    assert!(
+        go(&base, &mut x, Some(f.view()), &[0, 1]).is_err(),
+        "fixed mask"
+    );
     let f = Array2::from_elem((1, 4), false);
-    assert!(go(&base, &mut x, Some(f.view()), &[0, 1]).is_err(), "fixed shape");
+    assert!(
+        go(&base, &mut x, Some(f.view()), &[0, 1]).is_err(),
+        "fixed shape"
+    );
     let mut empty = Array2::<u32>::zeros((0, 4));
     assert!(go(&base, &mut empty, None, &[]).is_err());
     let with = |f: &dyn Fn(&mut SamplerConfig)| {
@@ -225,35 +401,145 @@ fn bad_input() {
         with(&|c| c.mask_id = 5),
         with(&|c| c.t_min = 1.0),
         with(&|c| c.draw_temperature = f64::NAN),
-        with(&|c| c.blocks = Some(Blocks { start: 1, length: 2 })),
-        with(&|c| c.blocks = Some(Blocks { start: 0, length: 0 })),
+        with(&|c| {
+            c.blocks = Some(Blocks {
+                start: 1,
+                length: 2,
+            })
+        }),
+        with(&|c| {
+            c.blocks = Some(Blocks {
+                start: 0,
+                length: 0,
+            })
+        }),
         with(&|c| c.stop = vec![StopRule::MaxNfe(0)]),
         with(&|c| c.stop = vec![StopRule::EntropyBelow(0.1)]),
-        with(&|c| c.eos = Some(EosPadding { eos_id: 4, pad_id: 0 })),
-        with(&|c| c.transforms = vec![discrete_diffusion::sample::transform::LogitTransform::TopK(0)]),
-        with(&|c| c.policy = Policy::Unmask(Unmasking { score: Score::Random, budget: Budget::Fixed(0), selector: Selector::TopK })),
-        with(&|c| c.policy = Policy::Unmask(Unmasking { score: Score::AnnealedGumbel { base: BaseScore::Margin, temperature: -1.0 }, budget: Budget::Fixed(1), selector: Selector::TopK })),
-        with(&|c| c.policy = Policy::Remdm { schedule: Arc::new(Linear::new()), sigma: RemdmSigma::Cap { eta: 2.0 } }),
-        with(&|c| c.policy = Policy::RemdmLoop(RemdmLoop { t_on: 0.1, t_off: 0.5, alpha_on: 0.9, eta: 0.1 })),
+        with(&|c| {
+            c.eos = Some(EosPadding {
+                eos_id: 4,
+                pad_id: 0,
+            })
+        }),
+        with(&|c| {
+            c.transforms = vec![discrete_diffusion::sample::transform::LogitTransform::TopK(
+                0,
+            )]
+        }),
+        with(&|c| {
+            c.policy = Policy::Unmask(Unmasking {
+                score: Score::Random,
+                budget: Budget::Fixed(0),
+                selector: Selector::TopK,
+            })
+        }),
+        with(&|c| {
+            c.policy = Policy::Unmask(Unmasking {
+                score: Score::AnnealedGumbel {
+                    base: BaseScore::Margin,
+                    temperature: -1.0,
+                },
+                budget: Budget::Fixed(1),
+                selector: Selector::TopK,
+            })
+        }),
+        with(&|c| {
+            c.policy = Policy::Remdm {
+                schedule: Arc::new(Linear::new()),
+                sigma: RemdmSigma::Cap { eta: 2.0 },
+            }
+        }),
+        with(&|c| {
+            c.policy = Policy::RemdmLoop(RemdmLoop {
+                t_on: 0.1,
+                t_off: 0.5,
+                alpha_on: 0.9,
+                eta: 0.1,
+            })
+        }),
     ] {
         let mut y = x.clone();
         assert!(go(&c, &mut y, None, &[0, 1]).is_err(), "{c:?}");
     }
     // A NaN from the model is reported, not sampled.
-    let nan = Hashy { v: 5, seed: 0, nan: true };
+    let nan = Hashy {
+        v: 5,
+        seed: 0,
+        nan: true,
+    };
     let mut y = x.clone();
-    assert!(run(&mut NoHook(&nan), &CpuBackend::new(), &base, y.view_mut(), None, 0, &[0, 1], &mut ()).is_err());
+    assert!(
+        run(
+            &mut NoHook(&nan),
+            &CpuBackend::new(),
+            &base,
+            y.view_mut(),
+            None,
+            0,
+            &[0, 1],
+            &mut ()
+        )
+        .is_err()
+    );
     // Step-level entry points.
     let logits = Array3::<f32>::zeros((1, 3, 4));
     let mut t = Array2::from_elem((1, 3), 3u32);
     let cand = Array2::from_elem((1, 2), true);
-    let pol = Unmasking { score: Score::Random, budget: Budget::Fixed(1), selector: Selector::TopK };
-    let rng = StepRng { seed: 0, streams: &[0], step: 0 };
-    let place = StepPlace { step: 0, steps: 1, t: 1.0, s: 0.0 };
-    assert!(unmask_step(&CpuBackend::new(), logits.view(), t.view_mut(), cand.view(), &pol, &RowSpec::default(), 3, &[3], place, &rng).is_err());
+    let pol = Unmasking {
+        score: Score::Random,
+        budget: Budget::Fixed(1),
+        selector: Selector::TopK,
+    };
+    let rng = StepRng {
+        seed: 0,
+        streams: &[0],
+        step: 0,
+    };
+    let place = StepPlace {
+        step: 0,
+        steps: 1,
+        t: 1.0,
+        s: 0.0,
+    };
+    assert!(
+        unmask_step(
+            &CpuBackend::new(),
+            logits.view(),
+            t.view_mut(),
+            cand.view(),
+            &pol,
+            &RowSpec::default(),
+            3,
+            &[3],
+            place,
+            &rng
+        )
+        .is_err()
+    );
     let cand = Array2::from_elem((1, 3), true);
-    assert!(unmask_step(&CpuBackend::new(), logits.view(), t.view_mut(), cand.view(), &pol, &RowSpec::default(), 3, &[3, 3], place, &rng).is_err());
-    let ctx = BudgetCtx { at_block_start: 3, now: 3, step: 2, steps: 2, t: 1.0, s: 0.5 };
+    assert!(
+        unmask_step(
+            &CpuBackend::new(),
+            logits.view(),
+            t.view_mut(),
+            cand.view(),
+            &pol,
+            &RowSpec::default(),
+            3,
+            &[3, 3],
+            place,
+            &rng
+        )
+        .is_err()
+    );
+    let ctx = BudgetCtx {
+        at_block_start: 3,
+        now: 3,
+        step: 2,
+        steps: 2,
+        t: 1.0,
+        s: 0.5,
+    };
     assert!(Budget::UniformSplit.count(&ctx, &[]).is_err());
     assert!(remdm_sigma_max(0.5, 0.4).is_err());
     assert!(remdm_sigma(RemdmSigma::Rescale { eta: -0.1 }, 0.1, 0.2).is_err());
@@ -262,7 +548,42 @@ fn bad_input() {
     let mut out = [0.0; 3];
     assert!(remdm_position_probs(0.1, 0.2, 0.0, 2, 2, &[0.0, 0.0, 1.0], &mut out).is_err());
     assert!(remdm_position_probs(0.1, 0.2, 0.0, 3, 2, &[0.5, 0.5, 0.0], &mut out).is_err());
-    assert!(RemdmLoop { t_on: 0.5, t_off: 0.1, alpha_on: 0.9, eta: 0.1 }.step(0.3, 0.4).is_err());
-    assert!(discrete_diffusion::sample::presets::llada(3, discrete_diffusion::sample::presets::LladaLayout { prompt_len: 0, gen_length: 10, block_length: 4, steps: 4 }, 0.0, false).is_err());
-    assert!(discrete_diffusion::sample::presets::fast_dllm_threshold(3, discrete_diffusion::sample::presets::LladaLayout { prompt_len: 0, gen_length: 8, block_length: 4, steps: 4 }, 0.0, 1.5).is_err());
+    assert!(
+        RemdmLoop {
+            t_on: 0.5,
+            t_off: 0.1,
+            alpha_on: 0.9,
+            eta: 0.1
+        }
+        .step(0.3, 0.4)
+        .is_err()
+    );
+    assert!(
+        discrete_diffusion::sample::presets::llada(
+            3,
+            discrete_diffusion::sample::presets::LladaLayout {
+                prompt_len: 0,
+                gen_length: 10,
+                block_length: 4,
+                steps: 4
+            },
+            0.0,
+            false
+        )
+        .is_err()
+    );
+    assert!(
+        discrete_diffusion::sample::presets::fast_dllm_threshold(
+            3,
+            discrete_diffusion::sample::presets::LladaLayout {
+                prompt_len: 0,
+                gen_length: 8,
+                block_length: 4,
+                steps: 4
+            },
+            0.0,
+            1.5
+        )
+        .is_err()
+    );
 }

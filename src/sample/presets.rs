@@ -35,20 +35,35 @@ pub struct LladaLayout {
 
 impl LladaLayout {
     fn blocks(&self) -> Result<(Blocks, usize)> {
-        if self.block_length == 0 || self.gen_length == 0 || self.gen_length % self.block_length != 0 {
+        if self.block_length == 0
+            || self.gen_length == 0
+            || !self.gen_length.is_multiple_of(self.block_length)
+        {
             return Err(Error::invalid(
                 "gen_length",
-                format!("{} must be a positive multiple of block_length {}", self.gen_length, self.block_length),
+                format!(
+                    "{} must be a positive multiple of block_length {}",
+                    self.gen_length, self.block_length
+                ),
             ));
         }
         let n = self.gen_length / self.block_length;
-        if self.steps == 0 || self.steps % n != 0 {
+        if self.steps == 0 || !self.steps.is_multiple_of(n) {
             return Err(Error::invalid(
                 "steps",
-                format!("{} must be a positive multiple of the {n} blocks", self.steps),
+                format!(
+                    "{} must be a positive multiple of the {n} blocks",
+                    self.steps
+                ),
             ));
         }
-        Ok((Blocks { start: self.prompt_len, length: self.block_length }, self.steps / n))
+        Ok((
+            Blocks {
+                start: self.prompt_len,
+                length: self.block_length,
+            },
+            self.steps / n,
+        ))
     }
 }
 
@@ -74,13 +89,26 @@ fn base(mask_id: u32, steps: usize, policy: Policy) -> SamplerConfig {
 ///
 /// # Errors
 /// A layout LLaDA rejects (`gen_length % block_length ≠ 0`, `steps % num_blocks ≠ 0`).
-pub fn llada(mask_id: u32, layout: LladaLayout, temperature: f64, random: bool) -> Result<SamplerConfig> {
+pub fn llada(
+    mask_id: u32,
+    layout: LladaLayout,
+    temperature: f64,
+    random: bool,
+) -> Result<SamplerConfig> {
     let (blocks, per) = layout.blocks()?;
-    let score = if random { Score::Random } else { Score::Base(BaseScore::Confidence) };
+    let score = if random {
+        Score::Random
+    } else {
+        Score::Base(BaseScore::Confidence)
+    };
     let mut c = base(
         mask_id,
         per,
-        Policy::Unmask(Unmasking { score, budget: Budget::UniformSplit, selector: Selector::TopK }),
+        Policy::Unmask(Unmasking {
+            score,
+            budget: Budget::UniformSplit,
+            selector: Selector::TopK,
+        }),
     );
     c.blocks = Some(blocks);
     c.draw_temperature = temperature;
@@ -94,9 +122,22 @@ pub fn llada(mask_id: u32, layout: LladaLayout, temperature: f64, random: bool) 
 ///
 /// # Errors
 /// As [`llada`] for the layout (its `steps` is ignored), `threshold ∉ [0, 1]`.
-pub fn fast_dllm_threshold(mask_id: u32, layout: LladaLayout, temperature: f64, threshold: f64) -> Result<SamplerConfig> {
+pub fn fast_dllm_threshold(
+    mask_id: u32,
+    layout: LladaLayout,
+    temperature: f64,
+    threshold: f64,
+) -> Result<SamplerConfig> {
     crate::validate::probability("threshold", threshold)?;
-    fast_dllm(mask_id, layout, temperature, Selector::Threshold { threshold, strict: false })
+    fast_dllm(
+        mask_id,
+        layout,
+        temperature,
+        Selector::Threshold {
+            threshold,
+            strict: false,
+        },
+    )
 }
 
 /// Fast-dLLM dynamic-factor decoding (`get_transfer_index_dynamic`, `factor` default 1):
@@ -104,18 +145,36 @@ pub fn fast_dllm_threshold(mask_id: u32, layout: LladaLayout, temperature: f64, 
 ///
 /// # Errors
 /// As [`fast_dllm_threshold`]; `factor ≤ 0`.
-pub fn fast_dllm_factor(mask_id: u32, layout: LladaLayout, temperature: f64, factor: f64) -> Result<SamplerConfig> {
+pub fn fast_dllm_factor(
+    mask_id: u32,
+    layout: LladaLayout,
+    temperature: f64,
+    factor: f64,
+) -> Result<SamplerConfig> {
     let s = Selector::DynamicFactor { factor };
     s.validate()?;
     fast_dllm(mask_id, layout, temperature, s)
 }
 
-fn fast_dllm(mask_id: u32, layout: LladaLayout, temperature: f64, selector: Selector) -> Result<SamplerConfig> {
-    let (blocks, _) = LladaLayout { steps: layout.gen_length / layout.block_length.max(1), ..layout }.blocks()?;
+fn fast_dllm(
+    mask_id: u32,
+    layout: LladaLayout,
+    temperature: f64,
+    selector: Selector,
+) -> Result<SamplerConfig> {
+    let (blocks, _) = LladaLayout {
+        steps: layout.gen_length / layout.block_length.max(1),
+        ..layout
+    }
+    .blocks()?;
     let mut c = base(
         mask_id,
         layout.block_length,
-        Policy::Unmask(Unmasking { score: Score::Base(BaseScore::Confidence), budget: Budget::CeilRemaining, selector }),
+        Policy::Unmask(Unmasking {
+            score: Score::Base(BaseScore::Confidence),
+            budget: Budget::CeilRemaining,
+            selector,
+        }),
     );
     c.blocks = Some(blocks);
     c.draw_temperature = temperature;
@@ -155,7 +214,14 @@ pub struct DreamOptions {
 
 impl Default for DreamOptions {
     fn default() -> Self {
-        DreamOptions { steps: 512, temperature: 0.0, top_p: None, top_k: None, alg_temp: None, eps: 1e-3 }
+        DreamOptions {
+            steps: 512,
+            temperature: 0.0,
+            top_p: None,
+            top_k: None,
+            alg_temp: None,
+            eps: 1e-3,
+        }
     }
 }
 
@@ -195,12 +261,18 @@ pub fn dream(mask_id: u32, alg: DreamAlg, o: &DreamOptions) -> Result<SamplerCon
                 _ => BaseScore::NegEntropy,
             };
             let score = match o.alg_temp {
-                Some(a) if a != 0.0 => Score::AnnealedGumbel { base: b, temperature: a },
+                Some(a) if a != 0.0 => Score::AnnealedGumbel {
+                    base: b,
+                    temperature: a,
+                },
                 _ => Score::Base(b),
             };
             Policy::Unmask(Unmasking {
                 score,
-                budget: Budget::Schedule { schedule: lin, rounding: Rounding::Truncate },
+                budget: Budget::Schedule {
+                    schedule: lin,
+                    rounding: Rounding::Truncate,
+                },
                 selector: Selector::TopK,
             })
         }
@@ -223,7 +295,10 @@ pub fn dimple(mask_id: u32, o: &DreamOptions, threshold: f64) -> Result<SamplerC
     crate::validate::probability("threshold", threshold)?;
     let mut c = dream(mask_id, DreamAlg::MaskgitPlus, o)?;
     if let Policy::Unmask(u) = &mut c.policy {
-        u.selector = Selector::Threshold { threshold, strict: true };
+        u.selector = Selector::Threshold {
+            threshold,
+            strict: true,
+        };
     }
     Ok(c)
 }
@@ -233,7 +308,12 @@ pub fn dimple(mask_id: u32, o: &DreamOptions, threshold: f64) -> Result<SamplerC
 ///
 /// # Errors
 /// `steps = 0`, `t_min ∉ [0, 1)`.
-pub fn mdlm(mask_id: u32, steps: usize, t_min: f64, schedule: Arc<dyn Schedule>) -> Result<SamplerConfig> {
+pub fn mdlm(
+    mask_id: u32,
+    steps: usize,
+    t_min: f64,
+    schedule: Arc<dyn Schedule>,
+) -> Result<SamplerConfig> {
     let mut c = base(mask_id, steps, Policy::Ancestral { schedule });
     c.t_min = t_min;
     c.exclude_mask = true;
@@ -247,7 +327,13 @@ pub fn mdlm(mask_id: u32, steps: usize, t_min: f64, schedule: Arc<dyn Schedule>)
 ///
 /// # Errors
 /// As [`mdlm`]; a bad η.
-pub fn remdm(mask_id: u32, steps: usize, t_min: f64, schedule: Arc<dyn Schedule>, sigma: RemdmSigma) -> Result<SamplerConfig> {
+pub fn remdm(
+    mask_id: u32,
+    steps: usize,
+    t_min: f64,
+    schedule: Arc<dyn Schedule>,
+    sigma: RemdmSigma,
+) -> Result<SamplerConfig> {
     let mut c = mdlm(mask_id, steps, t_min, schedule.clone())?;
     c.policy = Policy::Remdm { schedule, sigma };
     c.validate(mask_id as usize + 2, 1)?;
@@ -271,9 +357,17 @@ pub fn remdm_loop(mask_id: u32, steps: usize, t_min: f64, lp: RemdmLoop) -> Resu
 ///
 /// # Errors
 /// As [`mdlm`].
-pub fn fudoki(mask_id: u32, steps: usize, t_min: f64, schedule: Arc<dyn Schedule>) -> Result<SamplerConfig> {
+pub fn fudoki(
+    mask_id: u32,
+    steps: usize,
+    t_min: f64,
+    schedule: Arc<dyn Schedule>,
+) -> Result<SamplerConfig> {
     let mut c = mdlm(mask_id, steps, t_min, schedule.clone())?;
-    c.policy = Policy::Jump { schedule, rule: JumpRule::Exponential };
+    c.policy = Policy::Jump {
+        schedule,
+        rule: JumpRule::Exponential,
+    };
     Ok(c)
 }
 

@@ -193,7 +193,7 @@ pub fn remdm_position_probs(
         .filter(|&(i, _)| i != mask_id as usize)
         .map(|(_, &p)| p)
         .sum();
-    if !(z > 0.0) || p_x0.iter().any(|p| !(p.is_finite() && *p >= 0.0)) {
+    if z.is_nan() || z <= 0.0 || p_x0.iter().any(|p| !(p.is_finite() && *p >= 0.0)) {
         return Err(Error::NotADistribution {
             arg: "p_x0",
             reason: format!("non-mask mass {z}"),
@@ -248,7 +248,10 @@ impl RemdmLoop {
             ));
         }
         if !(self.alpha_on > 0.0 && self.alpha_on < 1.0) {
-            return Err(Error::invalid("RemdmLoop.alpha_on", format!("{} ∉ (0, 1)", self.alpha_on)));
+            return Err(Error::invalid(
+                "RemdmLoop.alpha_on",
+                format!("{} ∉ (0, 1)", self.alpha_on),
+            ));
         }
         crate::validate::probability("RemdmLoop.eta", self.eta)?;
         Ok(())
@@ -277,11 +280,21 @@ impl RemdmLoop {
         if t > self.t_off && t <= self.t_on {
             let a = self.alpha_on;
             let sigma = self.eta.min(remdm_sigma_max(a, a)?);
-            return Ok(LoopStep { alpha_t: a, alpha_s: a, sigma, remasking: true });
+            return Ok(LoopStep {
+                alpha_t: a,
+                alpha_s: a,
+                sigma,
+                remasking: true,
+            });
         }
         let mt = self.move_chance(t, t).clamp(0.0, 1.0);
         let ms = self.move_chance(t, s).clamp(0.0, 1.0);
-        Ok(LoopStep { alpha_t: 1.0 - mt, alpha_s: 1.0 - ms, sigma: 0.0, remasking: false })
+        Ok(LoopStep {
+            alpha_t: 1.0 - mt,
+            alpha_s: 1.0 - ms,
+            sigma: 0.0,
+            remasking: false,
+        })
     }
 }
 
@@ -313,8 +326,15 @@ pub fn remdm_step<B: Backend + ?Sized>(
     let (b, l, v) = logits.dim();
     crate::validate::vocab("logits.V", v)?;
     crate::validate::token("mask_id", mask_id, v)?;
-    if tokens.dim() != (b, l) || sigma.dim() != (b, l) || eligible.is_some_and(|e| e.dim() != (b, l)) {
-        return Err(Error::shape("tokens/sigma/eligible", format!("[{b}, {l}]"), "another shape"));
+    if tokens.dim() != (b, l)
+        || sigma.dim() != (b, l)
+        || eligible.is_some_and(|e| e.dim() != (b, l))
+    {
+        return Err(Error::shape(
+            "tokens/sigma/eligible",
+            format!("[{b}, {l}]"),
+            "another shape",
+        ));
     }
     crate::validate::len("rng.streams", rng.streams.len(), b)?;
     check_alphas(alpha_t, alpha_s)?;
@@ -337,7 +357,12 @@ pub fn remdm_step<B: Backend + ?Sized>(
             }
         }
     }
-    let spec = RowSpec { temperature: 1.0, excluded: vec![mask_id], entropy: false, margin: false };
+    let spec = RowSpec {
+        temperature: 1.0,
+        excluded: vec![mask_id],
+        entropy: false,
+        margin: false,
+    };
     let mut summaries = Array2::from_elem((b, l), Default::default());
     if select.iter().any(|&s| s) {
         backend.summarize(
@@ -353,11 +378,23 @@ pub fn remdm_step<B: Backend + ?Sized>(
         if r {
             let s: crate::backend::RowSummary = summaries[[bi, i]];
             tokens[[bi, i]] = s.token;
-            commits.push(Commit { seq: bi, pos: i, token: s.token, logprob: s.token_logprob });
+            commits.push(Commit {
+                seq: bi,
+                pos: i,
+                token: s.token,
+                logprob: s.token_logprob,
+            });
         }
     }
     for &(bi, i) in &remask {
         tokens[[bi, i]] = mask_id;
     }
-    Ok((StepOutput { commits, summaries, read: select }, remask))
+    Ok((
+        StepOutput {
+            commits,
+            summaries,
+            read: select,
+        },
+        remask,
+    ))
 }

@@ -63,7 +63,10 @@ impl LogitTransform {
             }
             LogitTransform::TopP(p) => {
                 if !(*p > 0.0 && *p <= 1.0) {
-                    return Err(Error::invalid("TopP", format!("p = {p} must lie in (0, 1]")));
+                    return Err(Error::invalid(
+                        "TopP",
+                        format!("p = {p} must lie in (0, 1]"),
+                    ));
                 }
             }
             LogitTransform::MinP(p) => {
@@ -225,13 +228,26 @@ mod tests {
         assert_eq!(r.iter().filter(|x| x.is_finite()).count(), 2);
         let mut r = base;
         apply_transforms(&[LogitTransform::CarryOver(4)], &mut r, 3).unwrap();
-        assert_eq!(r, [f32::NEG_INFINITY, f32::NEG_INFINITY, f32::NEG_INFINITY, 0.0, f32::NEG_INFINITY]);
+        assert_eq!(
+            r,
+            [
+                f32::NEG_INFINITY,
+                f32::NEG_INFINITY,
+                f32::NEG_INFINITY,
+                0.0,
+                f32::NEG_INFINITY
+            ]
+        );
         let mut r = base;
         apply_transforms(&[LogitTransform::CarryOver(4)], &mut r, 4).unwrap();
         assert_eq!(r, base);
         let mut r = base;
         apply_transforms(
-            &[LogitTransform::Temperature(0.5), LogitTransform::ExcludeMask(0), LogitTransform::Suppress(vec![1])],
+            &[
+                LogitTransform::Temperature(0.5),
+                LogitTransform::ExcludeMask(0),
+                LogitTransform::Suppress(vec![1]),
+            ],
             &mut r,
             0,
         )

@@ -1,4 +1,4 @@
-//! The sampler driver: one loop over a [`Denoiser`] for every masked-diffusion decoder
+//! The sampler driver: one loop over a [`Denoiser`](crate::model::Denoiser) for every masked-diffusion decoder
 //! (survey §V): time grid, prompts and fixed positions (infilling), blocks (LLaDA
 //! semi-autoregressive and BD3 block diffusion), stop rules, EOS/padding, an observer.
 //!
@@ -34,229 +34,34 @@
 //! the fused steps of [`crate::backend::steps`]); the driver itself is `O(B·L)` per step
 //! plus the transforms of the rows read. Memory: one `[B, L, V]` logit buffer.
 
+mod config;
 mod observer;
+mod policy;
 mod unmask;
+
+pub use config::{Blocks, Changes, EosPadding, Policy, RunReport, SamplerConfig, StopRule};
 
 pub use observer::{BlockModel, NoHook, Observer, StepEvent};
 pub use unmask::{StepPlace, unmask_step};
 
-use std::sync::Arc;
-
 use ndarray::{Array1, Array2, Array3, ArrayView2, ArrayViewMut2, Axis, s};
 
-use crate::backend::steps::{
-    Commit, DfmEulerStep, JumpRule, MdlmStep, StepRng, dfm_euler_step, mdlm_ancestral_step,
-};
+use crate::backend::steps::{Commit, StepRng};
 use crate::backend::{Backend, RowSpec, RowSummary};
 use crate::error::{Error, Result};
 use crate::rng::Purpose;
-use crate::sample::remask::{RemdmLoop, RemdmSigma, remdm_conf_sigmas, remdm_sigma, remdm_step};
-use crate::sample::select::Unmasking;
-use crate::sample::transform::{LogitTransform, validate_transforms};
-use crate::schedule::{Kappa, Schedule, TimeGrid};
-
-/// How a step moves.
-#[derive(Clone, Debug)]
-pub enum Policy {
-    /// Scorer × budget × selector over drawn candidates (LLaDA, Fast-dLLM, Dream, Dimple,
-    /// EB-sampler).
-    Unmask(Unmasking),
-    /// MDLM ancestral step `t → s` under `schedule` ([`mdlm_ancestral_step`]: each masked
-    /// position independently stays masked with probability `(1 − α_s)/(1 − α_t)`). With
-    /// `α = 1 − t` this is also Dream's `origin` algorithm.
-    Ancestral {
-        /// The masking schedule α.
-        schedule: Arc<dyn Schedule>,
-    },
-    /// Continuous-time flow-matching unmasking as a jump process (FUDOKI / DFM): each masked
-    /// position jumps over `[t → s]` (flow time `1 − t → 1 − s`, `κ = α(1 − ·)`) with the
-    /// probability of `rule` ([`dfm_euler_step`]).
-    Jump {
-        /// The masking schedule α.
-        schedule: Arc<dyn Schedule>,
-        /// The jump probability rule (`Exponential`: `1 − exp(−hλ)`).
-        rule: JumpRule,
-    },
-    /// ReMDM with a σ strategy ([`crate::sample::remask`]): σ capped at every step.
-    Remdm {
-        /// The masking schedule α.
-        schedule: Arc<dyn Schedule>,
-        /// The σ strategy.
-        sigma: RemdmSigma,
-    },
-    /// ReMDM's loop schedule (its own α; the grid's times select the phase).
-    RemdmLoop(RemdmLoop),
-}
-
-/// Semi-autoregressive blocks: `[start + j·length, start + (j + 1)·length)`; `L − start`
-/// must be a multiple of `length`.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Blocks {
-    /// First position of the first block (usually the prompt length).
-    pub start: usize,
-    /// Block length `≥ 1`.
-    pub length: usize,
-}
-
-/// Early stop rules, checked after each step.
-#[derive(Clone, Copy, Debug, PartialEq)]
-pub enum StopRule {
-    /// ([`Policy::Unmask`] only) When every candidate row of a sequence's block has
-    /// entropy `< τ` nats, reveal all of them with this step's draws.
-    EntropyBelow(f64),
-    /// ([`Policy::Unmask`] only) When the argmax of every candidate of a sequence's block
-    /// has not changed for `n ≥ 1` consecutive steps (n = 1: always), reveal all of them.
-    ArgmaxStable(usize),
-    /// End the run after `n ≥ 1` denoiser calls; the remaining masked positions are filled
-    /// from the last logits.
-    MaxNfe(usize),
-}
-
-/// End-of-sequence handling: once a sequence has an unmasked `eos_id` at position `e`,
-/// every masked, non-fixed position after `e` becomes `pad_id` (and is never drawn).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct EosPadding {
-    /// The end-of-sequence id.
-    pub eos_id: u32,
-    /// The padding id (excluded from every draw).
-    pub pad_id: u32,
-}
-
-/// A complete sampler configuration.
-#[derive(Clone, Debug)]
-pub struct SamplerConfig {
-    /// The mask token id.
-    pub mask_id: u32,
-    /// Steps per block (per run without blocks), `≥ 1`.
-    pub steps: usize,
-    /// Last grid time `t_min ∈ [0, 1)`.
-    pub t_min: f64,
-    /// Transforms applied to every row the driver reads, in order.
-    pub transforms: Vec<LogitTransform>,
-    /// Temperature of the backend draw `x0 ~ softmax(ℓ/τ)` (0: argmax). Scores use the
-    /// row **before** this temperature (a `Temperature` transform acts before scoring).
-    pub draw_temperature: f64,
-    /// Remove the mask id from every draw (`false` reproduces LLaDA/Fast-dLLM exactly).
-    pub exclude_mask: bool,
-    /// How a step moves.
-    pub policy: Policy,
-    /// Blocks, or `None`.
-    pub blocks: Option<Blocks>,
-    /// Stop rules.
-    pub stop: Vec<StopRule>,
-    /// EOS/padding, or `None`.
-    pub eos: Option<EosPadding>,
-}
-
-/// What a run did.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
-pub struct RunReport {
-    /// Denoiser calls.
-    pub nfe: usize,
-    /// Steps taken (the final fill counts as one if it happened).
-    pub steps: usize,
-    /// Reveals (including the final fill's).
-    pub reveals: usize,
-    /// Remaskings.
-    pub remasks: usize,
-    /// Positions padded after EOS.
-    pub padded: usize,
-    /// Whether a [`StopRule::MaxNfe`] ended the run.
-    pub stopped_early: bool,
-}
-
-impl SamplerConfig {
-    fn row_spec(&self) -> RowSpec {
-        let mut excluded = Vec::new();
-        if self.exclude_mask {
-            excluded.push(self.mask_id);
-        }
-        if let Some(e) = self.eos {
-            excluded.push(e.pad_id);
-        }
-        RowSpec {
-            temperature: self.draw_temperature,
-            excluded,
-            entropy: self
-                .stop
-                .iter()
-                .any(|r| matches!(r, StopRule::EntropyBelow(_))),
-            margin: false,
-        }
-    }
-
-    /// Check the configuration against vocabulary `v` and length `l`.
-    ///
-    /// # Errors
-    /// `steps = 0`, `t_min ∉ [0, 1)`, bad ids, transforms, policy or stop rules, blocks that
-    /// do not tile `[start, l)`, a bad draw temperature.
-    pub fn validate(&self, v: usize, l: usize) -> Result<()> {
-        crate::validate::vocab("vocab", v)?;
-        crate::validate::token("mask_id", self.mask_id, v)?;
-        TimeGrid::uniform(self.steps, self.t_min)?;
-        validate_transforms(&self.transforms, v)?;
-        if !(self.draw_temperature.is_finite() && self.draw_temperature >= 0.0) {
-            return Err(Error::invalid(
-                "draw_temperature",
-                format!("{} must be finite and ≥ 0", self.draw_temperature),
-            ));
-        }
-        match &self.policy {
-            Policy::Unmask(u) => u.validate()?,
-            Policy::RemdmLoop(lp) => lp.validate()?,
-            Policy::Remdm { sigma, .. } => {
-                remdm_sigma(*sigma, 0.5, 0.5)?;
-            }
-            _ => {}
-        }
-        if let Some(bk) = self.blocks
-            && (bk.length == 0 || bk.start >= l || (l - bk.start) % bk.length != 0)
-        {
-            return Err(Error::invalid(
-                "blocks",
-                format!("blocks {bk:?} do not tile [start, {l}) (length must divide L − start)"),
-            ));
-        }
-        for r in &self.stop {
-            match *r {
-                StopRule::EntropyBelow(t) if !(t.is_finite() && t >= 0.0) => {
-                    return Err(Error::invalid("StopRule::EntropyBelow", format!("{t} must be ≥ 0")));
-                }
-                StopRule::ArgmaxStable(0) | StopRule::MaxNfe(0) => {
-                    return Err(Error::invalid("stop", format!("{r:?}: the count must be ≥ 1")));
-                }
-                StopRule::EntropyBelow(_) | StopRule::ArgmaxStable(_)
-                    if !matches!(self.policy, Policy::Unmask(_)) =>
-                {
-                    return Err(Error::invalid("stop", format!("{r:?} needs Policy::Unmask")));
-                }
-                _ => {}
-            }
-        }
-        if let Some(e) = self.eos {
-            crate::validate::token("eos.eos_id", e.eos_id, v)?;
-            crate::validate::token("eos.pad_id", e.pad_id, v)?;
-            if e.pad_id == self.mask_id || e.eos_id == self.mask_id {
-                return Err(Error::invalid("eos", "eos and pad ids must differ from the mask id"));
-            }
-        }
-        Ok(())
-    }
-
-    fn remasks(&self) -> bool {
-        matches!(self.policy, Policy::Remdm { .. } | Policy::RemdmLoop(_))
-    }
-}
+use crate::sample::transform::LogitTransform;
+use crate::schedule::TimeGrid;
 
 /// The mutable state of one run.
-struct State<'t> {
-    tokens: ArrayViewMut2<'t, u32>,
-    fixed: Array2<bool>,
-    logits: Array3<f32>,
-    conf: Array2<f64>,
-    stable: Array2<(u32, usize)>,
-    report: RunReport,
-    step: u32,
+pub(super) struct State<'t> {
+    pub(super) tokens: ArrayViewMut2<'t, u32>,
+    pub(super) fixed: Array2<bool>,
+    pub(super) logits: Array3<f32>,
+    pub(super) conf: Array2<f64>,
+    pub(super) stable: Array2<(u32, usize)>,
+    pub(super) report: RunReport,
+    pub(super) step: u32,
 }
 
 /// Run `config` on `tokens` (`[B, L]`, masked positions to generate) in place.
@@ -283,14 +88,22 @@ pub fn run<M: BlockModel + ?Sized, B: Backend + ?Sized>(
     let (b, l) = tokens.dim();
     let v = model.vocab_size();
     if b == 0 || l == 0 {
-        return Err(Error::shape("tokens", "[B ≥ 1, L ≥ 1]", format!("[{b}, {l}]")));
+        return Err(Error::shape(
+            "tokens",
+            "[B ≥ 1, L ≥ 1]",
+            format!("[{b}, {l}]"),
+        ));
     }
     config.validate(v, l)?;
     crate::validate::len("streams", streams.len(), b)?;
     crate::validate::tokens("tokens", tokens.iter(), v)?;
     let fixed = match fixed {
         Some(f) if f.dim() != (b, l) => {
-            return Err(Error::shape("fixed", format!("[{b}, {l}]"), format!("{:?}", f.shape())));
+            return Err(Error::shape(
+                "fixed",
+                format!("[{b}, {l}]"),
+                format!("{:?}", f.shape()),
+            ));
         }
         Some(f) => f.to_owned(),
         None => tokens.mapv(|x| x != config.mask_id),
@@ -299,7 +112,10 @@ pub fn run<M: BlockModel + ?Sized, B: Backend + ?Sized>(
         .indexed_iter()
         .find(|&(ix, &f)| f && tokens[ix] == config.mask_id)
     {
-        return Err(Error::invalid("fixed", format!("fixed position ({bi}, {i}) holds the mask")));
+        return Err(Error::invalid(
+            "fixed",
+            format!("fixed position ({bi}, {i}) holds the mask"),
+        ));
     }
     if let Some(bk) = config.blocks
         && let Some(((bi, i), _)) = fixed
@@ -308,7 +124,10 @@ pub fn run<M: BlockModel + ?Sized, B: Backend + ?Sized>(
     {
         return Err(Error::invalid(
             "tokens",
-            format!("masked position ({bi}, {i}) lies before the first block (start {})", bk.start),
+            format!(
+                "masked position ({bi}, {i}) lies before the first block (start {})",
+                bk.start
+            ),
         ));
     }
     let mut st = State {
@@ -322,7 +141,10 @@ pub fn run<M: BlockModel + ?Sized, B: Backend + ?Sized>(
     };
     let blocks: Vec<(usize, usize)> = match config.blocks {
         None => vec![(0, l)],
-        Some(bk) => (bk.start..l).step_by(bk.length).map(|a| (a, a + bk.length)).collect(),
+        Some(bk) => (bk.start..l)
+            .step_by(bk.length)
+            .map(|a| (a, a + bk.length))
+            .collect(),
     };
     let grid = TimeGrid::uniform(config.steps, config.t_min)?;
     let spec = config.row_spec();
@@ -341,7 +163,9 @@ pub fn run<M: BlockModel + ?Sized, B: Backend + ?Sized>(
             }
             c
         };
-        let at_start: Vec<usize> = in_block(&st).map_axis(Axis(1), |r| r.iter().filter(|&&x| x).count()).to_vec();
+        let at_start: Vec<usize> = in_block(&st)
+            .map_axis(Axis(1), |r| r.iter().filter(|&&x| x).count())
+            .to_vec();
         let mut last_logits = false;
         for (k, (t, s)) in grid.steps().enumerate() {
             let cand = in_block(&st);
@@ -350,30 +174,163 @@ pub fn run<M: BlockModel + ?Sized, B: Backend + ?Sized>(
             }
             if max_nfe.is_some_and(|n| st.report.nfe >= n) {
                 st.report.stopped_early = true;
-                fill(model, backend, config, &spec, &mut st, streams, seed, observer, (t, s), bi_block, None)?;
+                fill(
+                    model,
+                    backend,
+                    config,
+                    &spec,
+                    &mut st,
+                    streams,
+                    seed,
+                    observer,
+                    (t, s),
+                    bi_block,
+                    None,
+                )?;
                 break 'blocks;
             }
             let times = Array1::from_elem(b, t);
             model.logits(st.tokens.view(), times.view(), st.logits.view_mut())?;
             st.report.nfe += 1;
             last_logits = true;
-            let rng = StepRng { seed, streams, step: st.step };
-            let place = StepPlace { step: k, steps: config.steps, t, s };
+            let rng = StepRng {
+                seed,
+                streams,
+                step: st.step,
+            };
+            let place = StepPlace {
+                step: k,
+                steps: config.steps,
+                t,
+                s,
+            };
             apply_rows(&config.transforms, &mut st, cand.view())?;
-            let (reveals, remasked) =
-                policy_step(backend, config, &spec, &mut st, cand.view(), &at_start, place, (a, e), &rng)?;
-            finish_step(config, &mut st, &reveals, &remasked, observer, bi_block, (t, s));
+            let (reveals, remasked) = policy::policy_step(
+                backend,
+                config,
+                &spec,
+                &mut st,
+                cand.view(),
+                &at_start,
+                place,
+                (a, e),
+                &rng,
+            )?;
+            finish_step(
+                config,
+                &mut st,
+                &reveals,
+                &remasked,
+                observer,
+                bi_block,
+                (t, s),
+            );
         }
         if last_logits && in_block(&st).iter().any(|&c| c) {
             let (t, s) = grid.step(config.steps - 1)?;
-            fill(model, backend, config, &spec, &mut st, streams, seed, observer, (t, s), bi_block, Some((a, e)))?;
+            fill(
+                model,
+                backend,
+                config,
+                &spec,
+                &mut st,
+                streams,
+                seed,
+                observer,
+                (t, s),
+                bi_block,
+                Some((a, e)),
+            )?;
         }
     }
     Ok(st.report)
 }
 
+/// One driver step on logits the caller already holds (the driver's per-step work without
+/// the denoiser call): the transforms on the rows the policy reads (in place in `logits`),
+/// then the policy over the candidates of `block` (masked, not `fixed`, inside
+/// `block = (start, end)`). `place` locates the step in its block's grid and `step` is the
+/// global RNG step. For [`Policy::Unmask`] budgets the block's candidate count at its start
+/// is taken to be the current count. ReMDM's confidence memory starts empty (`−∞`).
+/// Returns the reveals and the remasked positions.
+///
+/// # Errors
+/// As [`run`] (configuration, shapes, ids), `block` outside `[0, L]` or empty.
+#[allow(clippy::too_many_arguments)]
+pub fn step<B: Backend + ?Sized>(
+    backend: &B,
+    config: &SamplerConfig,
+    logits: &mut Array3<f32>,
+    tokens: ArrayViewMut2<'_, u32>,
+    fixed: ArrayView2<'_, bool>,
+    block: (usize, usize),
+    place: StepPlace,
+    step: u32,
+    seed: u64,
+    streams: &[u64],
+) -> Result<Changes> {
+    let (b, l, v) = logits.dim();
+    config.validate(v, l)?;
+    if tokens.dim() != (b, l) || fixed.dim() != (b, l) {
+        return Err(Error::shape(
+            "tokens/fixed",
+            format!("[{b}, {l}]"),
+            "another shape",
+        ));
+    }
+    crate::validate::len("streams", streams.len(), b)?;
+    crate::validate::tokens("tokens", tokens.iter(), v)?;
+    let (a, e) = block;
+    if a >= e || e > l {
+        return Err(Error::invalid(
+            "block",
+            format!("{block:?} is not a non-empty range of 0..{l}"),
+        ));
+    }
+    let mut st = State {
+        tokens,
+        fixed: fixed.to_owned(),
+        logits: std::mem::take(logits),
+        conf: Array2::from_elem((b, l), f64::NEG_INFINITY),
+        stable: Array2::from_elem((b, l), (u32::MAX, 0)),
+        report: RunReport::default(),
+        step,
+    };
+    let cand = Array2::from_shape_fn((b, l), |(bi, i)| {
+        i >= a && i < e && !st.fixed[[bi, i]] && st.tokens[[bi, i]] == config.mask_id
+    });
+    let at_start: Vec<usize> = cand
+        .map_axis(Axis(1), |r| r.iter().filter(|&&x| x).count())
+        .to_vec();
+    let rng = StepRng {
+        seed,
+        streams,
+        step,
+    };
+    let spec = config.row_spec();
+    let out = apply_rows(&config.transforms, &mut st, cand.view()).and_then(|()| {
+        policy::policy_step(
+            backend,
+            config,
+            &spec,
+            &mut st,
+            cand.view(),
+            &at_start,
+            place,
+            (a, e),
+            &rng,
+        )
+    });
+    *logits = std::mem::take(&mut st.logits);
+    out
+}
+
 /// Apply the transforms to the rows of `sel` (checked for NaN / `+∞` first).
-fn apply_rows(list: &[LogitTransform], st: &mut State<'_>, sel: ArrayView2<'_, bool>) -> Result<()> {
+fn apply_rows(
+    list: &[LogitTransform],
+    st: &mut State<'_>,
+    sel: ArrayView2<'_, bool>,
+) -> Result<()> {
     if list.is_empty() {
         return Ok(());
     }
@@ -381,7 +338,9 @@ fn apply_rows(list: &[LogitTransform], st: &mut State<'_>, sel: ArrayView2<'_, b
         if c {
             let cur = st.tokens[[bi, i]];
             let mut row = st.logits.slice_mut(s![bi, i, ..]);
-            let row = row.as_slice_mut().ok_or_else(|| Error::invalid("logits", "non-contiguous row"))?;
+            let row = row
+                .as_slice_mut()
+                .ok_or_else(|| Error::invalid("logits", "non-contiguous row"))?;
             crate::sample::transform::check_row(row)?;
             for tr in list {
                 tr.apply(row, cur);
@@ -389,135 +348,6 @@ fn apply_rows(list: &[LogitTransform], st: &mut State<'_>, sel: ArrayView2<'_, b
         }
     }
     Ok(())
-}
-
-/// Run the policy on the current logits; returns reveals and remaskings.
-#[allow(clippy::too_many_arguments)]
-fn policy_step<B: Backend + ?Sized>(
-    backend: &B,
-    config: &SamplerConfig,
-    spec: &RowSpec,
-    st: &mut State<'_>,
-    cand: ArrayView2<'_, bool>,
-    at_start: &[usize],
-    place: StepPlace,
-    (a, e): (usize, usize),
-    rng: &StepRng<'_>,
-) -> Result<(Vec<Commit>, Vec<(usize, usize)>)> {
-    let (b, l) = cand.dim();
-    let block_view = |x: &Array3<f32>| x.slice(s![.., a..e, ..]).to_owned();
-    let shift = |mut c: Vec<Commit>| {
-        c.iter_mut().for_each(|c| c.pos += a);
-        c
-    };
-    match &config.policy {
-        Policy::Unmask(u) => {
-            let mut p = unmask::plan(backend, st.logits.view(), cand, u, spec, at_start, place, rng)?;
-            for bi in 0..b {
-                let idx: Vec<usize> = (0..l).filter(|&i| cand[[bi, i]]).collect();
-                let mut all = false;
-                for r in &config.stop {
-                    match *r {
-                        StopRule::EntropyBelow(tau) => {
-                            all |= idx.iter().all(|&i| p.summaries[[bi, i]].entropy < tau);
-                        }
-                        StopRule::ArgmaxStable(n) => {
-                            let mut ok = true;
-                            for &i in &idx {
-                                let am = p.summaries[[bi, i]].argmax;
-                                let (prev, cnt) = st.stable[[bi, i]];
-                                let cnt = if prev == am { cnt + 1 } else { 1 };
-                                st.stable[[bi, i]] = (am, cnt);
-                                ok &= cnt >= n;
-                            }
-                            all |= ok;
-                        }
-                        StopRule::MaxNfe(_) => {}
-                    }
-                }
-                if all && !idx.is_empty() {
-                    p.chosen[bi] = idx;
-                }
-            }
-            Ok((unmask::commit(&mut st.tokens, &p.summaries, &p.chosen, config.mask_id), Vec::new()))
-        }
-        Policy::Ancestral { schedule } => {
-            let lg = block_view(&st.logits);
-            let mut tk = st.tokens.slice_mut(s![.., a..e]);
-            let params = MdlmStep { mask_id: config.mask_id, t: place.t, s: place.s };
-            let out = mdlm_ancestral_step(backend, &**schedule, lg.view(), tk.view_mut(), &params, rng)?;
-            Ok((shift(out.commits), Vec::new()))
-        }
-        Policy::Jump { schedule, rule } => {
-            let lg = block_view(&st.logits);
-            let mut tk = st.tokens.slice_mut(s![.., a..e]);
-            let kappa = Kappa::convex(&**schedule);
-            let params = DfmEulerStep {
-                mask_id: config.mask_id,
-                s: 1.0 - place.t,
-                s_next: 1.0 - place.s,
-                rule: *rule,
-                final_step: false,
-                exclude_mask: true,
-            };
-            let out = dfm_euler_step(backend, &kappa, lg.view(), tk.view_mut(), &params, rng)?;
-            Ok((shift(out.commits), Vec::new()))
-        }
-        Policy::Remdm { schedule, sigma } => {
-            let (at, as_) = (schedule.alpha(place.t)?, schedule.alpha(place.s)?);
-            let sg = remdm_sigma(*sigma, at, as_)?;
-            let sig = if *sigma == RemdmSigma::Confidence {
-                let mut out = Array2::zeros((b, l));
-                for bi in 0..b {
-                    let conf: Vec<f64> = (a..e)
-                        .map(|i| if st.fixed[[bi, i]] { f64::NEG_INFINITY } else { st.conf[[bi, i]] })
-                        .collect();
-                    for (j, x) in remdm_conf_sigmas(&conf, sg.max)?.into_iter().enumerate() {
-                        out[[bi, a + j]] = x;
-                    }
-                }
-                out
-            } else {
-                Array2::from_elem((b, l), sg.used)
-            };
-            remdm_apply(backend, config, st, sig, (at, as_), (a, e), rng)
-        }
-        Policy::RemdmLoop(lp) => {
-            let ls = lp.step(place.t, place.s)?;
-            let sig = Array2::from_elem((b, l), ls.sigma);
-            remdm_apply(backend, config, st, sig, (ls.alpha_t, ls.alpha_s), (a, e), rng)
-        }
-    }
-}
-
-fn remdm_apply<B: Backend + ?Sized>(
-    backend: &B,
-    config: &SamplerConfig,
-    st: &mut State<'_>,
-    sigma: Array2<f64>,
-    alphas: (f64, f64),
-    (a, e): (usize, usize),
-    rng: &StepRng<'_>,
-) -> Result<(Vec<Commit>, Vec<(usize, usize)>)> {
-    let (b, l) = sigma.dim();
-    let elig = Array2::from_shape_fn((b, l), |(bi, i)| i >= a && i < e && !st.fixed[[bi, i]]);
-    let (out, remasked) = remdm_step(
-        backend,
-        st.logits.view(),
-        st.tokens.view_mut(),
-        Some(elig.view()),
-        sigma.view(),
-        alphas,
-        config.mask_id,
-        rng,
-    )?;
-    for &(bi, i) in &remasked {
-        st.conf[[bi, i]] = f64::NEG_INFINITY;
-    }
-    for c in &out.commits {
-        st.conf[[c.seq, c.pos]] = -c.logprob.exp();
-    }
-    Ok((out.commits, remasked))
 }
 
 /// Padding after EOS, observer event, counters.
@@ -596,9 +426,21 @@ fn fill<M: BlockModel + ?Sized, B: Backend + ?Sized>(
         spec.excluded.push(config.mask_id);
     }
     let mut sums = Array2::from_elem((b, l), RowSummary::default());
-    let rng = StepRng { seed, streams, step: st.step };
-    backend.summarize(st.logits.view(), Some(sel.view()), &spec, &rng.with_purpose(Purpose::CATEGORICAL), sums.view_mut())?;
-    let chosen: Vec<Vec<usize>> = (0..b).map(|bi| (0..l).filter(|&i| sel[[bi, i]]).collect()).collect();
+    let rng = StepRng {
+        seed,
+        streams,
+        step: st.step,
+    };
+    backend.summarize(
+        st.logits.view(),
+        Some(sel.view()),
+        &spec,
+        &rng.with_purpose(Purpose::CATEGORICAL),
+        sums.view_mut(),
+    )?;
+    let chosen: Vec<Vec<usize>> = (0..b)
+        .map(|bi| (0..l).filter(|&i| sel[[bi, i]]).collect())
+        .collect();
     let reveals = unmask::commit(&mut st.tokens, &sums, &chosen, config.mask_id);
     finish_step(config, st, &reveals, &[], observer, block, (t, s));
     Ok(())

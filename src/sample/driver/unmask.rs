@@ -163,7 +163,16 @@ pub fn unmask_step<B: Backend + ?Sized>(
             format!("{:?}", tokens.shape()),
         ));
     }
-    let p = plan(backend, logits, candidates, policy, spec, at_block_start, place, rng)?;
+    let p = plan(
+        backend,
+        logits,
+        candidates,
+        policy,
+        spec,
+        at_block_start,
+        place,
+        rng,
+    )?;
     let commits = commit(&mut tokens, &p.summaries, &p.chosen, mask_id);
     Ok(StepOutput {
         commits,

@@ -119,7 +119,9 @@ impl Budget {
             return Ok(ctx.now);
         }
         let k = match self {
-            Budget::UniformSplit => llada_num_transfer_tokens(ctx.at_block_start, ctx.steps)?[ctx.step],
+            Budget::UniformSplit => {
+                llada_num_transfer_tokens(ctx.at_block_start, ctx.steps)?[ctx.step]
+            }
             Budget::Fixed(k) => *k,
             Budget::CeilRemaining => ctx.now.div_ceil(ctx.steps - ctx.step),
             Budget::Schedule { rounding, .. } => {

@@ -58,12 +58,18 @@ impl Selector {
                 "Selector::Threshold.threshold",
                 format!("{threshold} must be finite"),
             )),
-            Selector::DynamicFactor { factor } if !(factor.is_finite() && *factor > 0.0) => Err(
-                Error::invalid("Selector::DynamicFactor.factor", format!("{factor} must be > 0")),
-            ),
-            Selector::EntropyBound { gamma } if !(gamma.is_finite() && *gamma >= 0.0) => Err(
-                Error::invalid("Selector::EntropyBound.gamma", format!("{gamma} must be ≥ 0")),
-            ),
+            Selector::DynamicFactor { factor } if !(factor.is_finite() && *factor > 0.0) => {
+                Err(Error::invalid(
+                    "Selector::DynamicFactor.factor",
+                    format!("{factor} must be > 0"),
+                ))
+            }
+            Selector::EntropyBound { gamma } if !(gamma.is_finite() && *gamma >= 0.0) => {
+                Err(Error::invalid(
+                    "Selector::EntropyBound.gamma",
+                    format!("{gamma} must be ≥ 0"),
+                ))
+            }
             _ => Ok(()),
         }
     }
@@ -126,31 +132,68 @@ mod tests {
     use super::*;
 
     fn c(pos: usize, score: f64) -> Candidate {
-        Candidate { pos, score, entropy: 0.0 }
+        Candidate {
+            pos,
+            score,
+            entropy: 0.0,
+        }
     }
 
     #[test]
     fn selectors() {
         let cs = [c(0, 0.5), c(1, 0.95), c(2, 0.9), c(3, 0.9)];
         assert_eq!(Selector::TopK.select(&cs, 2), vec![1, 2]);
-        let ge = Selector::Threshold { threshold: 0.9, strict: false };
+        let ge = Selector::Threshold {
+            threshold: 0.9,
+            strict: false,
+        };
         assert_eq!(ge.select(&cs, 0), vec![1, 2, 3]);
-        let gt = Selector::Threshold { threshold: 0.9, strict: true };
+        let gt = Selector::Threshold {
+            threshold: 0.9,
+            strict: true,
+        };
         assert_eq!(gt.select(&cs, 0), vec![1]);
-        let none = Selector::Threshold { threshold: 0.99, strict: false };
+        let none = Selector::Threshold {
+            threshold: 0.99,
+            strict: false,
+        };
         assert_eq!(none.select(&cs, 0), vec![1]);
         // Dynamic: sorted 0.95, 0.9, 0.9, 0.5; thresholds (f = 1) -, 2/3, 3/4, 4/5: fails at j = 3
         // (the last index) → all four (anchor quirk).
-        assert_eq!(Selector::DynamicFactor { factor: 1.0 }.select(&cs, 0).len(), 4);
+        assert_eq!(
+            Selector::DynamicFactor { factor: 1.0 }.select(&cs, 0).len(),
+            4
+        );
         let cs2 = [c(0, 0.95), c(1, 0.5), c(2, 0.9), c(3, 0.9), c(4, 0.1)];
-        assert_eq!(Selector::DynamicFactor { factor: 1.0 }.select(&cs2, 0), vec![0, 2, 3]);
+        assert_eq!(
+            Selector::DynamicFactor { factor: 1.0 }.select(&cs2, 0),
+            vec![0, 2, 3]
+        );
         let eb = [
-            Candidate { pos: 0, score: 3.0, entropy: 0.1 },
-            Candidate { pos: 1, score: 2.0, entropy: 0.2 },
-            Candidate { pos: 2, score: 1.0, entropy: 0.5 },
+            Candidate {
+                pos: 0,
+                score: 3.0,
+                entropy: 0.1,
+            },
+            Candidate {
+                pos: 1,
+                score: 2.0,
+                entropy: 0.2,
+            },
+            Candidate {
+                pos: 2,
+                score: 1.0,
+                entropy: 0.5,
+            },
         ];
-        assert_eq!(Selector::EntropyBound { gamma: 0.15 }.select(&eb, 10), vec![0, 1]);
-        assert_eq!(Selector::EntropyBound { gamma: 0.0 }.select(&eb, 10), vec![0]);
+        assert_eq!(
+            Selector::EntropyBound { gamma: 0.15 }.select(&eb, 10),
+            vec![0, 1]
+        );
+        assert_eq!(
+            Selector::EntropyBound { gamma: 0.0 }.select(&eb, 10),
+            vec![0]
+        );
         assert!(Selector::DynamicFactor { factor: 0.0 }.validate().is_err());
     }
 }
