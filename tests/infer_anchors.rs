@@ -441,3 +441,37 @@ fn remdm_conf_and_loop() {
     }
     assert!(n >= 2);
 }
+
+#[test]
+fn remdm_dfm_corrector_cases() {
+    let f = load_anchor("remdm");
+    let mut n = 0;
+    for c in cases(&f, "remdm_dfm_") {
+        let i = &c["inputs"];
+        let t = tol(c);
+        let (tt, steps, mask) = (
+            num(&i["timestep"]),
+            num(&i["steps"]) as usize,
+            num(&i["mask_index"]) as u32,
+        );
+        let e = &c["expected"];
+        let k = remdm_dfm_corrector(tt, steps).unwrap();
+        assert_close1("a_t", k.a_t, num(&e["a_t"]), t);
+        assert_close1("b_t", k.b_t, num(&e["b_t"]), t);
+        assert_close1("dt", k.dt, num(&e["dt"]), t);
+        for which in ["xmask", "x1"] {
+            let p = vec1(&e[which]["p_x0"]);
+            let x = if which == "xmask" { mask } else { 1 };
+            let mut out = vec![0.0; p.len()];
+            remdm_dfm_position_probs(tt, steps, x, mask, &p, &mut out).unwrap();
+            assert_close(
+                c["name"].as_str().unwrap(),
+                &out,
+                &vec1(&e[which]["probs"]),
+                t,
+            );
+        }
+        n += 1;
+    }
+    assert!(n >= 3);
+}

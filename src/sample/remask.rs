@@ -398,3 +398,106 @@ pub fn remdm_step<B: Backend + ?Sized>(
         remask,
     ))
 }
+
+/// The coefficients of ReMDM's DFM corrector sampler (kuleshov-group/remdm
+/// `Diffusion._dfm_caching_update`, after Gat et al. 2024's corrector schedule) at time `t`
+/// with `steps` nominal steps and `α = 1 − t`:
+/// `a_t = 10 t^{1/4} (1 − t)^{1/4} + 1` (forward-velocity weight), `b_t = a_t − 1`
+/// (backward weight), and the adaptive step `dt = min(1/steps, 1/(a_t/t + b_t/(1 − t)))`
+/// (`1/steps` at `t = 1`), which keeps every probability below in `[0, 1]`.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct DfmCorrector {
+    /// `a_t`.
+    pub a_t: f64,
+    /// `b_t = a_t − 1`.
+    pub b_t: f64,
+    /// The step `dt`; the next time is `t − dt`.
+    pub dt: f64,
+}
+
+/// [`DfmCorrector`] at `t ∈ (0, 1]`.
+///
+/// # Errors
+/// `t ∉ (0, 1]`, `steps = 0`.
+pub fn remdm_dfm_corrector(t: f64, steps: usize) -> Result<DfmCorrector> {
+    crate::validate::time("t", t)?;
+    if t == 0.0 || steps == 0 {
+        return Err(Error::invalid(
+            "t/steps",
+            format!("need t ∈ (0, 1] and steps ≥ 1 (t = {t}, steps = {steps})"),
+        ));
+    }
+    let a_t = 10.0 * t.powf(0.25) * (1.0 - t).powf(0.25) + 1.0;
+    let b_t = a_t - 1.0;
+    let h = 1.0 / steps as f64;
+    let dt = if t == 1.0 {
+        h
+    } else {
+        h.min(1.0 / (a_t / t + b_t / (1.0 - t)))
+    };
+    Ok(DfmCorrector { a_t, b_t, dt })
+}
+
+/// The law of the next token of one position under the DFM corrector step `t → t − dt`
+/// (`α = 1 − t`), written to `out`:
+///
+/// ```text
+/// masked:    reveal with  a_t (α_s − α_t)/(1 − α_t)  to  x0 ~ p_θ(x0), else stay masked
+/// unmasked:  keep with    1 − b_t (α_s/α_t − 1),  else back to the mask
+/// ```
+///
+/// At `t = 1` the plain MDLM update (`a = 1`, `b = 0`). Probabilities are clamped to
+/// `[0, 1]` (the adaptive `dt` keeps them there).
+///
+/// # Errors
+/// As [`remdm_dfm_corrector`]; `x`, `mask_id` `≥ V`; `p_x0` not a distribution off the mask
+/// (masked `x`); `out` of the wrong length.
+pub fn remdm_dfm_position_probs(
+    t: f64,
+    steps: usize,
+    x: u32,
+    mask_id: u32,
+    p_x0: &[f64],
+    out: &mut [f64],
+) -> Result<()> {
+    let c = remdm_dfm_corrector(t, steps)?;
+    let (a, b) = if t == 1.0 { (1.0, 0.0) } else { (c.a_t, c.b_t) };
+    let (alpha_t, alpha_s) = (1.0 - t, 1.0 - (t - c.dt));
+    let v = p_x0.len();
+    crate::validate::vocab("p_x0", v)?;
+    crate::validate::len("out", out.len(), v)?;
+    crate::validate::token("x", x, v)?;
+    crate::validate::token("mask_id", mask_id, v)?;
+    out.iter_mut().for_each(|o| *o = 0.0);
+    if x != mask_id {
+        let keep = if alpha_t == 0.0 {
+            1.0
+        } else {
+            (1.0 - b * (alpha_s / alpha_t - 1.0)).clamp(0.0, 1.0)
+        };
+        out[x as usize] = keep;
+        out[mask_id as usize] = 1.0 - keep;
+        return Ok(());
+    }
+    let reveal = (a * (alpha_s - alpha_t) / (1.0 - alpha_t)).clamp(0.0, 1.0);
+    // A law on the non-mask ids: sum and sign checked, the mask entry ignored.
+    let z: f64 = p_x0
+        .iter()
+        .enumerate()
+        .filter(|&(i, _)| i != mask_id as usize)
+        .map(|(_, &p)| p)
+        .sum();
+    if z.is_nan() || z <= 0.0 || p_x0.iter().any(|p| !(p.is_finite() && *p >= 0.0)) {
+        return Err(Error::NotADistribution {
+            arg: "p_x0",
+            reason: format!("non-mask mass {z}"),
+        });
+    }
+    for (i, (o, &p)) in out.iter_mut().zip(p_x0).enumerate() {
+        if i != mask_id as usize {
+            *o = reveal * p / z;
+        }
+    }
+    out[mask_id as usize] = 1.0 - reveal;
+    Ok(())
+}

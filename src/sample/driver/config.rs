@@ -214,6 +214,16 @@ impl SamplerConfig {
         Ok(())
     }
 
+    /// The transforms the driver applies: `transforms`, then (with [`EosPadding`]) the
+    /// suppression of the padding id, so that no policy ever draws it.
+    pub fn effective_transforms(&self) -> Vec<LogitTransform> {
+        let mut t = self.transforms.clone();
+        if let Some(e) = self.eos {
+            t.push(LogitTransform::Suppress(vec![e.pad_id]));
+        }
+        t
+    }
+
     pub(super) fn remasks(&self) -> bool {
         matches!(self.policy, Policy::Remdm { .. } | Policy::RemdmLoop(_))
     }

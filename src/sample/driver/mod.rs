@@ -60,6 +60,8 @@ pub(super) struct State<'t> {
     pub(super) logits: Array3<f32>,
     pub(super) conf: Array2<f64>,
     pub(super) stable: Array2<(u32, usize)>,
+    /// Rows of the buffer already transformed since the last denoiser call.
+    pub(super) transformed: Array2<bool>,
     pub(super) report: RunReport,
     pub(super) step: u32,
 }
@@ -136,6 +138,7 @@ pub fn run<M: BlockModel + ?Sized, B: Backend + ?Sized>(
         logits: Array3::zeros((b, l, v)),
         conf: Array2::from_elem((b, l), f64::NEG_INFINITY),
         stable: Array2::from_elem((b, l), (u32::MAX, 0)),
+        transformed: Array2::from_elem((b, l), false),
         report: RunReport::default(),
         step: 0,
     };
@@ -191,6 +194,7 @@ pub fn run<M: BlockModel + ?Sized, B: Backend + ?Sized>(
             }
             let times = Array1::from_elem(b, t);
             model.logits(st.tokens.view(), times.view(), st.logits.view_mut())?;
+            st.transformed.fill(false);
             st.report.nfe += 1;
             last_logits = true;
             let rng = StepRng {
@@ -204,7 +208,7 @@ pub fn run<M: BlockModel + ?Sized, B: Backend + ?Sized>(
                 t,
                 s,
             };
-            apply_rows(&config.transforms, &mut st, cand.view())?;
+            apply_rows(&config.effective_transforms(), &mut st, cand.view())?;
             let (reveals, remasked) = policy::policy_step(
                 backend,
                 config,
@@ -293,6 +297,7 @@ pub fn step<B: Backend + ?Sized>(
         logits: std::mem::take(logits),
         conf: Array2::from_elem((b, l), f64::NEG_INFINITY),
         stable: Array2::from_elem((b, l), (u32::MAX, 0)),
+        transformed: Array2::from_elem((b, l), false),
         report: RunReport::default(),
         step,
     };
@@ -308,7 +313,7 @@ pub fn step<B: Backend + ?Sized>(
         step,
     };
     let spec = config.row_spec();
-    let out = apply_rows(&config.transforms, &mut st, cand.view()).and_then(|()| {
+    let out = apply_rows(&config.effective_transforms(), &mut st, cand.view()).and_then(|()| {
         policy::policy_step(
             backend,
             config,
@@ -325,7 +330,8 @@ pub fn step<B: Backend + ?Sized>(
     out
 }
 
-/// Apply the transforms to the rows of `sel` (checked for NaN / `+∞` first).
+/// Apply the transforms to the rows of `sel` not yet transformed since the last denoiser
+/// call (checked for NaN / `+∞` first), so a row is never transformed twice.
 fn apply_rows(
     list: &[LogitTransform],
     st: &mut State<'_>,
@@ -335,7 +341,7 @@ fn apply_rows(
         return Ok(());
     }
     for ((bi, i), &c) in sel.indexed_iter() {
-        if c {
+        if c && !std::mem::replace(&mut st.transformed[[bi, i]], true) {
             let cur = st.tokens[[bi, i]];
             let mut row = st.logits.slice_mut(s![bi, i, ..]);
             let row = row
@@ -418,9 +424,10 @@ fn fill<M: BlockModel + ?Sized, B: Backend + ?Sized>(
     if st.report.nfe == 0 {
         let times = Array1::from_elem(b, t);
         model.logits(st.tokens.view(), times.view(), st.logits.view_mut())?;
+        st.transformed.fill(false);
         st.report.nfe += 1;
     }
-    apply_rows(&config.transforms, st, sel.view())?;
+    apply_rows(&config.effective_transforms(), st, sel.view())?;
     let mut spec = spec.clone();
     if !spec.excluded.contains(&config.mask_id) {
         spec.excluded.push(config.mask_id);

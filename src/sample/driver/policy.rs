@@ -94,7 +94,7 @@ pub(super) fn policy_step<B: Backend + ?Sized>(
                 s: 1.0 - place.t,
                 s_next: 1.0 - place.s,
                 rule: *rule,
-                final_step: false,
+                final_step: place.step + 1 == place.steps,
                 exclude_mask: true,
             };
             let out = dfm_euler_step(backend, &kappa, lg.view(), tk.view_mut(), &params, rng)?;
