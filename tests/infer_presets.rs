@@ -269,6 +269,7 @@ fn dream_ref(
             }
         })
         .collect();
+    let n0 = x.iter().filter(|&&t| t == MASK).count();
     for i in 0..steps {
         let masked: Vec<usize> = (0..x.len()).filter(|&j| x[j] == MASK).collect();
         if masked.is_empty() {
@@ -300,9 +301,29 @@ fn dream_ref(
             conf.push((j, c));
         }
         let take = match dimple {
+            Some(_) if i == steps - 1 => masked.clone(),
             Some(th) => {
                 let v: Vec<usize> = conf.iter().filter(|c| c.1 > th).map(|c| c.0).collect();
-                if v.is_empty() { topk(&conf, 1) } else { v }
+                if v.is_empty() {
+                    // Dimple's fallback count on the masked ratio.
+                    let n = masked.len();
+                    let tr = n as f64 / n0 as f64;
+                    let first = (0..=steps).find(|&j| ts[j] < tr).unwrap();
+                    let mut k = n;
+                    for j in first.max(i + 1)..=steps {
+                        k = if ts[j] > ts[steps] {
+                            (n as f64 * (1.0 - ts[j] / tr)) as usize
+                        } else {
+                            n
+                        };
+                        if k >= 1 {
+                            break;
+                        }
+                    }
+                    topk(&conf, k)
+                } else {
+                    v
+                }
             }
             None => {
                 let n = masked.len();
@@ -347,7 +368,7 @@ fn dream_and_dimple_presets_match_reference_loops() {
             top_k,
             ..DreamOptions::default()
         };
-        for th in [0.2, 0.5] {
+        for th in [0.2, 0.5, 0.9] {
             let got = drive(&dimple(MASK, &o, th).unwrap(), &x).0;
             assert_eq!(
                 got,

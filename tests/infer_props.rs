@@ -174,7 +174,7 @@ proptest! {
             exclude_mask: true, policy: pol, blocks: bl, stop, eos: None,
         };
         let x0 = Array2::from_shape_fn((b, l), |(bi, i)| {
-            if (blocks && i < l / 3) || (fixed_bits >> ((bi * 5 + i) % 11)) & 1 == 1 { ((i as u32) + 1 + mask) % v as u32 } else { mask }
+            if (blocks && i < l / 3) || (fixed_bits >> ((bi * 5 + i) % 11)) & 1 == 1 { (mask + 1 + (i as u32 % (v as u32 - 1))) % v as u32 } else { mask }
         });
         let mut x = x0.clone();
         let streams: Vec<u64> = (0..b as u64).map(|s| s * 7 + 1).collect();

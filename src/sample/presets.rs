@@ -285,21 +285,32 @@ pub fn dream(mask_id: u32, alg: DreamAlg, o: &DreamOptions) -> Result<SamplerCon
     Ok(c)
 }
 
-/// Dimple confident decoding (Yu et al. 2025, "Dimple"): Dream's sampling with the
-/// number of revealed tokens set by the confidence: every candidate with `p(x0) > threshold`
-/// (strict), at least the most confident one.
+/// Dimple confident decoding (Yu et al. 2025; yu-rp/Dimple `generation_utils.py`,
+/// `decoding_pipeline='dim'`, `alg='maskgit_plus'`, `alg_p_threshold = threshold`,
+/// `use_original_confidence = True`): `x0` drawn at temperature τ from the top-p/top-k
+/// filtered row; the confidence is the **untempered** probability of `x0`; every candidate
+/// with confidence **`> threshold`** is revealed; when none is, the top-k by confidence with
+/// Dimple's ratio count ([`Budget::DimpleRatio`]); all at the last step. Difference: Dimple's
+/// confidence ignores top-p/top-k (here it is the filtered row's), and its draw applies τ
+/// before top-p (here after); both agree without filters.
 ///
 /// # Errors
 /// As [`dream`]; `threshold ∉ [0, 1]`.
 pub fn dimple(mask_id: u32, o: &DreamOptions, threshold: f64) -> Result<SamplerConfig> {
     crate::validate::probability("threshold", threshold)?;
     let mut c = dream(mask_id, DreamAlg::MaskgitPlus, o)?;
-    if let Policy::Unmask(u) = &mut c.policy {
-        u.selector = Selector::Threshold {
+    c.transforms
+        .retain(|t| !matches!(t, LogitTransform::Temperature(_)));
+    c.draw_temperature = o.temperature;
+    c.policy = Policy::Unmask(Unmasking {
+        score: Score::Base(BaseScore::Confidence),
+        budget: Budget::DimpleRatio { eps: o.eps },
+        selector: Selector::ThresholdOrBudget {
             threshold,
             strict: true,
-        };
-    }
+        },
+    });
+    c.validate(mask_id as usize + 2, 1)?;
     Ok(c)
 }
 

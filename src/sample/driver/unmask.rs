@@ -95,7 +95,12 @@ pub(crate) fn plan<B: Backend + ?Sized>(
             s: place.s,
         };
         let k = policy.budget.count(&ctx, &uniforms)?;
-        chosen.push(policy.selector.select(&cands, k));
+        if place.step + 1 == place.steps {
+            // The last step of a block reveals every remaining candidate.
+            chosen.push(cands.iter().map(|c| c.pos).collect());
+        } else {
+            chosen.push(policy.selector.select(&cands, k));
+        }
     }
     Ok(Plan { summaries, chosen })
 }
@@ -135,7 +140,8 @@ pub(crate) fn commit(
 /// switched on), drawing `x0` at the [`Purpose::CATEGORICAL`] uniform of
 /// `(seed, streams[b], step, i)`. The policy's score ranks the candidates, its budget (with
 /// `at_block_start[b]` candidates at the block's start and `place`) gives `k`, its
-/// selector picks the reveals, which are written (`tokens[b, i] = x0`) and returned with
+/// selector picks the reveals (on the block's last step, `place.step + 1 = place.steps`,
+/// every candidate), which are written (`tokens[b, i] = x0`) and returned with
 /// their log-probability under the row read. A drawn `mask_id` (only possible when `spec`
 /// does not exclude it) leaves its position masked.
 ///

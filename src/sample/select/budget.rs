@@ -43,6 +43,16 @@ pub enum Budget {
     /// `⌈n / r⌉` with `r` the steps left in the block including this one (spreads the
     /// remaining candidates as evenly as possible; never 0 while candidates remain).
     CeilRemaining,
+    /// Dimple's fallback count (yu-rp/Dimple `generation_utils.py`, `decoding_pipeline='dim'`):
+    /// on the grid `s_j = linspace(1, eps, steps + 1)`, with the current masked ratio
+    /// `t = n / n₀` (`n₀` the count at the block's start) as the time, the first grid point
+    /// `s_j < t` with `j ≥ step + 1` for which `⌊n (1 − s_j/t)⌋ ≥ 1` gives the count
+    /// (`n` at `s = eps`, and when no grid point lies below `t`). Never 0 while candidates
+    /// remain.
+    DimpleRatio {
+        /// The grid end `eps ∈ [0, 1)`.
+        eps: f64,
+    },
 }
 
 /// What a budget sees at one step of one sequence.
@@ -70,6 +80,14 @@ impl Budget {
     pub fn validate(&self) -> Result<()> {
         if let Budget::Fixed(0) = self {
             return Err(Error::invalid("Budget::Fixed", "k must be ≥ 1"));
+        }
+        if let Budget::DimpleRatio { eps } = self
+            && !(0.0..1.0).contains(eps)
+        {
+            return Err(Error::invalid(
+                "Budget::DimpleRatio.eps",
+                format!("{eps} ∉ [0, 1)"),
+            ));
         }
         Ok(())
     }
@@ -124,6 +142,7 @@ impl Budget {
             }
             Budget::Fixed(k) => *k,
             Budget::CeilRemaining => ctx.now.div_ceil(ctx.steps - ctx.step),
+            Budget::DimpleRatio { eps } => dimple_count(ctx, *eps),
             Budget::Schedule { rounding, .. } => {
                 let p = self.reveal_probability(ctx.t, ctx.s)?.unwrap_or(1.0);
                 let x = ctx.now as f64 * p;
@@ -136,4 +155,36 @@ impl Budget {
         };
         Ok(k.min(ctx.now))
     }
+}
+
+/// [`Budget::DimpleRatio`].
+fn dimple_count(ctx: &BudgetCtx, eps: f64) -> usize {
+    let (n, n0, steps) = (ctx.now, ctx.at_block_start.max(ctx.now), ctx.steps);
+    if n == 0 {
+        return 0;
+    }
+    let grid = |j: usize| {
+        if j == steps {
+            eps
+        } else {
+            1.0 - j as f64 * (1.0 - eps) / steps as f64
+        }
+    };
+    let t = n as f64 / n0 as f64;
+    let Some(first) = (0..=steps).find(|&j| grid(j) < t) else {
+        return n;
+    };
+    let mut k = n;
+    for j in first.max(ctx.step + 1)..=steps {
+        let s = grid(j);
+        k = if s > eps {
+            (n as f64 * (1.0 - s / t)) as usize
+        } else {
+            n
+        };
+        if k >= 1 {
+            break;
+        }
+    }
+    k.max(1)
 }

@@ -12,7 +12,7 @@
 //! | Fast-dLLM threshold | confidence | — | threshold `≥ 0.9`, at least one |
 //! | Fast-dLLM factor | confidence | — | dynamic factor |
 //! | Dream maskgit_plus / topk_margin / entropy | confidence / margin / −entropy (after temperature and top-p/k) | schedule, truncated | top-k (Gumbel-top-k with `alg_temp`) |
-//! | Dimple confident decoding | confidence | — | threshold `>`, at least one |
+//! | Dimple confident decoding | confidence (untempered) | Dimple ratio (fallback) | threshold `>`, else top-k |
 //! | EB-sampler | confidence | — | entropy bound |
 
 pub mod budget;

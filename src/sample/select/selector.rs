@@ -28,6 +28,15 @@ pub enum Selector {
         /// Use `>` instead of `≥`.
         strict: bool,
     },
+    /// Every candidate whose score is `> threshold` (`≥` unless `strict`); when none is,
+    /// the top `k` (`k` from the budget, at least 1). Dimple's confident decoding
+    /// (`alg_p_threshold`, strict `>`, with [`Budget::DimpleRatio`](super::Budget::DimpleRatio)).
+    ThresholdOrBudget {
+        /// The threshold on the score.
+        threshold: f64,
+        /// Use `>` instead of `≥`.
+        strict: bool,
+    },
     /// Fast-dLLM's dynamic factor rule (`get_transfer_index_dynamic`): with the `n`
     /// candidate scores sorted descending `c₀ ≥ c₁ ≥ …`, reveal the first `j` where `j` is
     /// the first index `≥ 1` with `c_j < 1 − f/(j + 2)`; when there is no such index, or it
@@ -54,10 +63,15 @@ impl Selector {
     pub fn validate(&self) -> Result<()> {
         match self {
             Selector::TopK => Ok(()),
-            Selector::Threshold { threshold, .. } if !threshold.is_finite() => Err(Error::invalid(
-                "Selector::Threshold.threshold",
-                format!("{threshold} must be finite"),
-            )),
+            Selector::Threshold { threshold, .. }
+            | Selector::ThresholdOrBudget { threshold, .. }
+                if !threshold.is_finite() =>
+            {
+                Err(Error::invalid(
+                    "Selector::Threshold.threshold",
+                    format!("{threshold} must be finite"),
+                ))
+            }
             Selector::DynamicFactor { factor } if !(factor.is_finite() && *factor > 0.0) => {
                 Err(Error::invalid(
                     "Selector::DynamicFactor.factor",
@@ -99,6 +113,19 @@ impl Selector {
                     }
                 };
                 sorted.iter().take_while(|c| pass(c)).count().max(1)
+            }
+            Selector::ThresholdOrBudget { threshold, strict } => {
+                let pass = sorted
+                    .iter()
+                    .take_while(|c| {
+                        if strict {
+                            c.score > threshold
+                        } else {
+                            c.score >= threshold
+                        }
+                    })
+                    .count();
+                if pass > 0 { pass } else { k.clamp(1, n) }
             }
             Selector::DynamicFactor { factor } => {
                 let fail = (1..n).find(|&j| sorted[j].score < 1.0 - factor / (j as f64 + 2.0));
