@@ -587,3 +587,76 @@ fn bad_input() {
         .is_err()
     );
 }
+
+/// Constant logits (independent of the tokens).
+struct Constant(Array3<f32>);
+impl Denoiser for Constant {
+    fn vocab_size(&self) -> usize {
+        self.0.dim().2
+    }
+    fn logits(
+        &self,
+        _: ArrayView2<'_, u32>,
+        _: ArrayView1<'_, f64>,
+        mut out: ArrayViewMut3<'_, f32>,
+    ) -> Result<()> {
+        for mut row in out.outer_iter_mut() {
+            row.assign(&self.0.index_axis(ndarray::Axis(0), 0));
+        }
+        Ok(())
+    }
+}
+
+#[test]
+fn reveal_logprobs_are_of_the_transformed_row_once() {
+    // Dream origin at τ = 0.5 on a grid ending at 0.9: most positions are filled after the
+    // grid from the last logits; each reveal's log-probability is that of softmax(ℓ/τ),
+    // with the temperature applied once (not twice) to every row.
+    let (l, v) = (16, 6);
+    let lg = Array3::from_shape_fn((1, l, v), |(_, i, k)| {
+        ((i * 3 + k * 7) % 5) as f32 * 0.7 - (k == 5) as u8 as f32 * 40.0
+    });
+    let model = Constant(lg.clone());
+    let o = discrete_diffusion::sample::presets::DreamOptions {
+        steps: 2,
+        temperature: 0.5,
+        eps: 0.9,
+        ..Default::default()
+    };
+    let cfg = discrete_diffusion::sample::presets::dream(
+        5,
+        discrete_diffusion::sample::presets::DreamAlg::Origin,
+        &o,
+    )
+    .unwrap();
+    struct Lp(Vec<(usize, u32, f64)>);
+    impl Observer for Lp {
+        fn on_step(&mut self, e: &StepEvent<'_>) {
+            self.0
+                .extend(e.reveals.iter().map(|c| (c.pos, c.token, c.logprob)));
+        }
+    }
+    let mut x = Array2::from_elem((1, l), 5u32);
+    let mut rec = Lp(vec![]);
+    let rep = run(
+        &mut NoHook(&model),
+        &CpuBackend::new(),
+        &cfg,
+        x.view_mut(),
+        None,
+        2,
+        &[0],
+        &mut rec,
+    )
+    .unwrap();
+    assert_eq!(rec.0.len(), l);
+    assert_eq!(rep.nfe, 2);
+    for (i, tok, lp) in rec.0 {
+        let row: Vec<f64> = (0..v).map(|k| lg[[0, i, k]] as f64 / 0.5).collect();
+        let m = row.iter().cloned().fold(f64::NEG_INFINITY, f64::max);
+        let z: f64 = row.iter().map(|r| (r - m).exp()).sum();
+        let want = row[tok as usize] - m - z.ln();
+        assert!((lp - want).abs() < 1e-5, "position {i}: {lp} vs {want}");
+        assert_ne!(tok, 5);
+    }
+}
