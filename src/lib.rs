@@ -27,6 +27,7 @@ pub mod linalg;
 pub mod loss;
 pub mod math;
 pub mod model;
+pub mod data;
 pub mod param;
 pub mod rng;
 pub mod sample;
