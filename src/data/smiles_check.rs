@@ -463,12 +463,13 @@ fn check_chemistry(g: &SmilesGraph) -> Result<(), SmilesError> {
     for (k, &(a, b, kind)) in g.bonds.iter().enumerate() {
         sigma[a] += kind.sigma_order();
         sigma[b] += kind.sigma_order();
-        if kind == BondKind::Aromatic && !bridges[k] {
-            for (x, y) in [(a, b), (b, a)] {
-                if !g.atoms[x].aromatic {
-                    return err(g.atoms[x].position, "aromatic bond ':' at a non-aromatic atom");
-                }
-                arom_adj[x].push(y);
+        if kind == BondKind::Aromatic {
+            if let Some(x) = [a, b].into_iter().find(|&x| !g.atoms[x].aromatic) {
+                return err(g.atoms[x].position, "aromatic bond ':' at a non-aromatic atom");
+            }
+            if !bridges[k] {
+                arom_adj[a].push(b);
+                arom_adj[b].push(a);
             }
         }
     }
