@@ -21,13 +21,13 @@
 #![deny(unsafe_code)]
 
 pub mod backend;
+pub mod data;
 pub mod error;
 pub mod kernel;
 pub mod linalg;
 pub mod loss;
 pub mod math;
 pub mod model;
-pub mod data;
 pub mod param;
 pub mod rng;
 pub mod sample;

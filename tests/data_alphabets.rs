@@ -20,7 +20,14 @@ fn vocabulary_layout_and_specials() {
     assert_eq!(v.id("b").unwrap(), 2);
     assert_eq!(v.symbol(4).unwrap(), "<eos>");
     assert!(v.is_special(0) && !v.is_special(1));
-    assert!(matches!(v.symbol(5), Err(Error::TokenOutOfRange { token: 5, vocab: 5, .. })));
+    assert!(matches!(
+        v.symbol(5),
+        Err(Error::TokenOutOfRange {
+            token: 5,
+            vocab: 5,
+            ..
+        })
+    ));
     assert!(v.id("z").is_err());
     let e = v.encode(["a", "q"]).unwrap_err().to_string();
     assert!(e.contains("\"q\"") && e.contains("position 1"), "{e}");
@@ -70,7 +77,10 @@ fn dna_policies() {
 fn dna_windows() {
     let s: Vec<u32> = (0..10).collect();
     let w = windows(&s, 4, 3).unwrap();
-    assert_eq!(w, vec![vec![0, 1, 2, 3], vec![3, 4, 5, 6], vec![6, 7, 8, 9]]);
+    assert_eq!(
+        w,
+        vec![vec![0, 1, 2, 3], vec![3, 4, 5, 6], vec![6, 7, 8, 9]]
+    );
     assert!(windows(&s, 11, 1).unwrap().is_empty());
     assert!(windows(&s, 0, 1).is_err() && windows(&s, 2, 0).is_err());
 }
@@ -110,7 +120,10 @@ fn text_codecs() {
     assert_eq!(c.encode("nab").unwrap(), vec![2, 0, 1]);
     let e = c.encode("bat").unwrap_err().to_string();
     assert!(e.contains("'t'") && e.contains("position 2"), "{e}");
-    assert!(CharCodec::fit("aaa", &[]).is_err(), "one symbol is not a vocabulary");
+    assert!(
+        CharCodec::fit("aaa", &[]).is_err(),
+        "one symbol is not a vocabulary"
+    );
 }
 
 proptest! {

@@ -5,8 +5,8 @@ use std::io::Write;
 use std::path::PathBuf;
 
 use discrete_diffusion::data::datasets::{
-    self, DEFAULT_HELDOUT_FRACTION, dna_default, lambda_genome, molecules_default,
-    protein_default, text_corpus, text_default,
+    self, DEFAULT_HELDOUT_FRACTION, dna_default, lambda_genome, molecules_default, protein_default,
+    text_corpus, text_default,
 };
 use discrete_diffusion::data::dna::windows;
 use discrete_diffusion::data::io::{load_csv_column, load_fasta, load_text, read_fasta};
@@ -44,7 +44,10 @@ fn embedded_dna_and_protein() {
     // Binomial(3000, 0.1): sd ≈ 0.0055; 5 sd either side.
     assert!((frac - DEFAULT_HELDOUT_FRACTION).abs() < 0.03, "{frac}");
     let codec = DnaCodec::masked();
-    let enc = d.clone().try_filter_map(|r| codec.encode_record(&r.seq)).unwrap();
+    let enc = d
+        .clone()
+        .try_filter_map(|r| codec.encode_record(&r.seq))
+        .unwrap();
     assert_eq!(enc.len(), 3000, "the amplicons are fully resolved ACGT");
 
     let p = protein_default().unwrap();
@@ -74,7 +77,12 @@ fn embedded_molecules_and_text() {
     assert!(corpus.contains("discrete-diffusion"));
     let t = text_default().unwrap();
     assert!(t.train.len() > 50 && !t.heldout.is_empty());
-    assert!(t.train.iter().chain(&t.heldout).all(|p| !p.trim().is_empty()));
+    assert!(
+        t.train
+            .iter()
+            .chain(&t.heldout)
+            .all(|p| !p.trim().is_empty())
+    );
 }
 
 #[test]
@@ -139,8 +147,14 @@ fn fasta_plain_and_gzip_files() {
 fn csv_and_text_files() {
     let dir = temp_dir("csv");
     let csv = dir.join("m.csv.gz");
-    write_gz(&csv, "SMILES,SPLIT\nCCO,train\nc1ccccc1,test\n\"C(=O)O\",train\n");
-    assert_eq!(load_csv_column(&csv, "SMILES").unwrap(), vec!["CCO", "c1ccccc1", "C(=O)O"]);
+    write_gz(
+        &csv,
+        "SMILES,SPLIT\nCCO,train\nc1ccccc1,test\n\"C(=O)O\",train\n",
+    );
+    assert_eq!(
+        load_csv_column(&csv, "SMILES").unwrap(),
+        vec!["CCO", "c1ccccc1", "C(=O)O"]
+    );
     let e = load_csv_column(&csv, "smiles").unwrap_err().to_string();
     assert!(e.contains("no column"), "{e}");
     let d = datasets::smiles_from_path(&csv, "SMILES", 0.0).unwrap();
@@ -157,7 +171,10 @@ fn csv_and_text_files() {
     let all = load_text(&tdir).unwrap();
     assert!(all.starts_with("first para") && !all.contains("nope"));
     let t = datasets::text_from_path(&tdir, 0.0).unwrap();
-    assert_eq!(t.train, vec!["first para\nline two", "second", "para three"]);
+    assert_eq!(
+        t.train,
+        vec!["first para\nline two", "second", "para three"]
+    );
     assert!(load_text(dir.join("nothing-here")).is_err());
     std::fs::remove_dir_all(dir).unwrap();
 }

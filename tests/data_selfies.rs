@@ -36,7 +36,12 @@ fn decoder_matches_reference_on_every_fixture_pair() {
             bad.push(format!("{kind}: {sf} -> {got} (want {smi})"));
         }
     }
-    assert!(bad.is_empty(), "{} mismatches:\n{}", bad.len(), bad[..bad.len().min(10)].join("\n"));
+    assert!(
+        bad.is_empty(),
+        "{} mismatches:\n{}",
+        bad.len(),
+        bad[..bad.len().min(10)].join("\n")
+    );
 }
 
 #[test]
@@ -111,7 +116,16 @@ fn tokenizer_and_codec() {
 
 #[test]
 fn malformed_input_is_an_error() {
-    for bad in ["[C", "C[O]", "[C]x", "[]", "[C[O]]", "[Xy]", "[CH9]", "[=Branch4]"] {
+    for bad in [
+        "[C",
+        "C[O]",
+        "[C]x",
+        "[]",
+        "[C[O]]",
+        "[Xy]",
+        "[CH9]",
+        "[=Branch4]",
+    ] {
         assert!(decode_selfies(bad).is_err(), "{bad}");
     }
     let deep = "[C][C][Branch1][C]".repeat(3000);

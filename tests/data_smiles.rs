@@ -9,15 +9,22 @@ use discrete_diffusion::data::{Codec, SmilesCodec, Special, is_valid_smiles, tok
 fn tokenizer_known_examples() {
     assert_eq!(
         tokenize_smiles("CC(=O)Oc1ccccc1C(=O)O").unwrap(),
-        vec!["C", "C", "(", "=", "O", ")", "O", "c", "1", "c", "c", "c", "c", "c", "1", "C", "(", "=", "O", ")", "O"]
+        vec![
+            "C", "C", "(", "=", "O", ")", "O", "c", "1", "c", "c", "c", "c", "c", "1", "C", "(",
+            "=", "O", ")", "O"
+        ]
     );
     assert_eq!(
         tokenize_smiles("Br[C@@H](Cl)c1cc[nH]c1%12").unwrap(),
-        vec!["Br", "[C@@H]", "(", "Cl", ")", "c", "1", "c", "c", "[nH]", "c", "1", "%12"]
+        vec![
+            "Br", "[C@@H]", "(", "Cl", ")", "c", "1", "c", "c", "[nH]", "c", "1", "%12"
+        ]
     );
     assert_eq!(
         tokenize_smiles("[Na+].[O-]C(=O)C/C=C\\C").unwrap(),
-        vec!["[Na+]", ".", "[O-]", "C", "(", "=", "O", ")", "C", "/", "C", "=", "C", "\\", "C"]
+        vec![
+            "[Na+]", ".", "[O-]", "C", "(", "=", "O", ")", "C", "/", "C", "=", "C", "\\", "C"
+        ]
     );
     // Characters outside the pattern are errors, not silently dropped.
     for bad in ["", "CXC", "C C", "C[NH", "Cä"] {
@@ -40,12 +47,42 @@ fn codec_fits_sorted_vocabulary() {
 #[test]
 fn valid_molecules() {
     for s in [
-        "C", "CCO", "C=C", "C#N", "c1ccccc1", "c1ccc2ccccc2c1", "c1ccoc1", "c1cc[nH]c1",
-        "Cn1ccnc1", "c1ccncc1", "O=c1cc[nH]cc1", "C[n+]1ccccc1", "[O-][n+]1ccccc1",
-        "c1ccc(-c2ccccc2)cc1", "c1ccccc1c1ccccc1", "C1CC1", "C%12CC%12", "N[C@@H](C)C(=O)O",
-        "F/C=C/F", "[Na+].[Cl-]", "[NH4+]", "CS(=O)(=O)N", "O=P(O)(O)O", "C[N+](C)(C)C",
-        "[2H]C", "c1cc2cccc3c4cccc5cccc(c(c1)c23)c54", "C1=CC=CC=C1", "[CH3]", "*C", "OB(O)c1ccccc1",
-        "c1ccc2c(c1)ccc1ccccc12", "c1ccsc1", "n1ccccc1", "c1cnc[nH]1", "C12CC1C2", "ClC(Cl)(Cl)Cl",
+        "C",
+        "CCO",
+        "C=C",
+        "C#N",
+        "c1ccccc1",
+        "c1ccc2ccccc2c1",
+        "c1ccoc1",
+        "c1cc[nH]c1",
+        "Cn1ccnc1",
+        "c1ccncc1",
+        "O=c1cc[nH]cc1",
+        "C[n+]1ccccc1",
+        "[O-][n+]1ccccc1",
+        "c1ccc(-c2ccccc2)cc1",
+        "c1ccccc1c1ccccc1",
+        "C1CC1",
+        "C%12CC%12",
+        "N[C@@H](C)C(=O)O",
+        "F/C=C/F",
+        "[Na+].[Cl-]",
+        "[NH4+]",
+        "CS(=O)(=O)N",
+        "O=P(O)(O)O",
+        "C[N+](C)(C)C",
+        "[2H]C",
+        "c1cc2cccc3c4cccc5cccc(c(c1)c23)c54",
+        "C1=CC=CC=C1",
+        "[CH3]",
+        "*C",
+        "OB(O)c1ccccc1",
+        "c1ccc2c(c1)ccc1ccccc12",
+        "c1ccsc1",
+        "n1ccccc1",
+        "c1cnc[nH]1",
+        "C12CC1C2",
+        "ClC(Cl)(Cl)Cl",
     ] {
         assert!(check_smiles(s).is_ok(), "{s}: {:?}", check_smiles(s));
     }

@@ -70,10 +70,7 @@ pub fn protein_default() -> Result<Dataset<Record>> {
 }
 
 /// Protein records from a FASTA file, plain or gzip.
-pub fn protein_from_path(
-    path: impl AsRef<Path>,
-    heldout_fraction: f64,
-) -> Result<Dataset<Record>> {
+pub fn protein_from_path(path: impl AsRef<Path>, heldout_fraction: f64) -> Result<Dataset<Record>> {
     by_id(load_fasta(path)?, heldout_fraction)
 }
 
@@ -141,7 +138,10 @@ pub fn paragraphs(text: &str) -> Vec<String> {
 }
 
 fn text_split(text: &str, fraction: f64) -> Result<Dataset<String>> {
-    Dataset::split(paragraphs(text).into_iter().map(|p| (p.clone(), p)), fraction)
+    Dataset::split(
+        paragraphs(text).into_iter().map(|p| (p.clone(), p)),
+        fraction,
+    )
 }
 
 /// The embedded corpus as paragraphs, split by the paragraph's text.

@@ -38,9 +38,8 @@ pub fn decompressed<'a, R: Read + Send + 'a>(reader: R) -> Result<Box<dyn Read +
 }
 
 fn open(path: &Path) -> Result<File> {
-    File::open(path).map_err(|e| {
-        Error::invalid("path", format!("cannot open {}: {e}", path.display()))
-    })
+    File::open(path)
+        .map_err(|e| Error::invalid("path", format!("cannot open {}: {e}", path.display())))
 }
 
 /// All records of a FASTA stream (plain or gzip). An empty stream gives no records;
@@ -56,8 +55,9 @@ pub fn read_fasta<R: Read + Send>(reader: R) -> Result<Vec<Record>> {
     let mut out = Vec::new();
     while let Some(rec) = rdr.next() {
         let rec = rec.map_err(|e| Error::invalid("reader", format!("FASTA: {e}")))?;
-        let header = std::str::from_utf8(rec.id())
-            .map_err(|_| Error::invalid("reader", format!("FASTA header {} not UTF-8", out.len())))?;
+        let header = std::str::from_utf8(rec.id()).map_err(|_| {
+            Error::invalid("reader", format!("FASTA header {} not UTF-8", out.len()))
+        })?;
         let id = header.split_whitespace().next().unwrap_or("").to_string();
         let seq = String::from_utf8(rec.seq().into_owned()).map_err(|_| {
             Error::invalid("reader", format!("FASTA record {id:?}: sequence not UTF-8"))
@@ -84,7 +84,10 @@ pub fn read_csv_column<R: Read + Send>(reader: R, column: &str) -> Result<Vec<St
     let col = headers.iter().position(|h| h == column).ok_or_else(|| {
         Error::invalid(
             "column",
-            format!("no column {column:?} (header: {:?})", headers.iter().collect::<Vec<_>>()),
+            format!(
+                "no column {column:?} (header: {:?})",
+                headers.iter().collect::<Vec<_>>()
+            ),
         )
     })?;
     let mut out = Vec::new();

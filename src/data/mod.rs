@@ -25,8 +25,8 @@ pub mod split;
 pub mod text;
 pub mod vocab;
 
-pub use io::Record;
 pub use dna::{AmbiguityPolicy, DnaCodec};
+pub use io::Record;
 pub use protein::{ExtrasPolicy, ProteinCodec};
 pub use selfies::{SelfiesCodec, decode_selfies, split_selfies};
 pub use smiles::{SmilesCodec, tokenize_smiles};

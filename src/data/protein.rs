@@ -78,7 +78,9 @@ impl ProteinCodec {
                     ExtrasPolicy::Reject => {
                         return Err(Error::invalid(
                             "text",
-                            format!("extended amino-acid letter {c:?} at position {i} (policy Reject)"),
+                            format!(
+                                "extended amino-acid letter {c:?} at position {i} (policy Reject)"
+                            ),
                         ));
                     }
                 }

@@ -43,20 +43,34 @@ pub const MAX_BRANCH_DEPTH: usize = 1000;
 /// The 16 symbols that encode the digits of a branch length or ring distance, in digit
 /// order (`[C]` = 0, …, `[P]` = 15); any other symbol reads as 0.
 pub const INDEX_ALPHABET: [&str; 16] = [
-    "[C]", "[Ring1]", "[Ring2]", "[Branch1]", "[=Branch1]", "[#Branch1]", "[Branch2]",
-    "[=Branch2]", "[#Branch2]", "[O]", "[N]", "[=N]", "[=C]", "[#C]", "[S]", "[P]",
+    "[C]",
+    "[Ring1]",
+    "[Ring2]",
+    "[Branch1]",
+    "[=Branch1]",
+    "[#Branch1]",
+    "[Branch2]",
+    "[=Branch2]",
+    "[#Branch2]",
+    "[O]",
+    "[N]",
+    "[=N]",
+    "[=C]",
+    "[#C]",
+    "[S]",
+    "[P]",
 ];
 
 /// Element symbols of the periodic table, as SELFIES accepts them in bracket atoms.
 pub const ELEMENTS: [&str; 118] = [
-    "H", "He", "Li", "Be", "B", "C", "N", "O", "F", "Ne", "Na", "Mg", "Al", "Si", "P", "S",
-    "Cl", "Ar", "K", "Ca", "Sc", "Ti", "V", "Cr", "Mn", "Fe", "Co", "Ni", "Cu", "Zn", "Ga",
-    "Ge", "As", "Se", "Br", "Kr", "Rb", "Sr", "Y", "Zr", "Nb", "Mo", "Tc", "Ru", "Rh", "Pd",
-    "Ag", "Cd", "In", "Sn", "Sb", "Te", "I", "Xe", "Cs", "Ba", "La", "Ce", "Pr", "Nd", "Pm",
-    "Sm", "Eu", "Gd", "Tb", "Dy", "Ho", "Er", "Tm", "Yb", "Lu", "Hf", "Ta", "W", "Re", "Os",
-    "Ir", "Pt", "Au", "Hg", "Tl", "Pb", "Bi", "Po", "At", "Rn", "Fr", "Ra", "Ac", "Th", "Pa",
-    "U", "Np", "Pu", "Am", "Cm", "Bk", "Cf", "Es", "Fm", "Md", "No", "Lr", "Rf", "Db", "Sg",
-    "Bh", "Hs", "Mt", "Ds", "Rg", "Cn", "Nh", "Fl", "Mc", "Lv", "Ts", "Og",
+    "H", "He", "Li", "Be", "B", "C", "N", "O", "F", "Ne", "Na", "Mg", "Al", "Si", "P", "S", "Cl",
+    "Ar", "K", "Ca", "Sc", "Ti", "V", "Cr", "Mn", "Fe", "Co", "Ni", "Cu", "Zn", "Ga", "Ge", "As",
+    "Se", "Br", "Kr", "Rb", "Sr", "Y", "Zr", "Nb", "Mo", "Tc", "Ru", "Rh", "Pd", "Ag", "Cd", "In",
+    "Sn", "Sb", "Te", "I", "Xe", "Cs", "Ba", "La", "Ce", "Pr", "Nd", "Pm", "Sm", "Eu", "Gd", "Tb",
+    "Dy", "Ho", "Er", "Tm", "Yb", "Lu", "Hf", "Ta", "W", "Re", "Os", "Ir", "Pt", "Au", "Hg", "Tl",
+    "Pb", "Bi", "Po", "At", "Rn", "Fr", "Ra", "Ac", "Th", "Pa", "U", "Np", "Pu", "Am", "Cm", "Bk",
+    "Cf", "Es", "Fm", "Md", "No", "Lr", "Rf", "Db", "Sg", "Bh", "Hs", "Mt", "Ds", "Rg", "Cn", "Nh",
+    "Fl", "Mc", "Lv", "Ts", "Og",
 ];
 
 const ORGANIC: [&str; 10] = ["B", "C", "N", "O", "S", "P", "F", "Cl", "Br", "I"];
@@ -152,7 +166,7 @@ impl SelfiesCodec {
         for (i, s) in corpus.into_iter().enumerate() {
             let syms = split_selfies(s)
                 .map_err(|e| Error::invalid("corpus", format!("record {i}: {e}")))?;
-            set.extend(syms.into_iter().map(str::to_string));
+            set.extend(syms);
         }
         Self::new(set, specials)
     }
@@ -194,7 +208,12 @@ struct Graph {
     roots: Vec<usize>,
 }
 
-type Ring = (usize, usize, u8, (Option<char>, Option<char>));
+/// Stereo marks `(left, right)` of a ring bond.
+type RingStereo = (Option<char>, Option<char>);
+/// `(left atom, right atom, order, stereo)` of a pending ring bond.
+type Ring = (usize, usize, u8, RingStereo);
+/// Bond order and stereo mark written before an atom.
+type BondSpec = (u8, Option<char>);
 
 fn atom_regex() -> &'static Regex {
     static RE: OnceLock<Regex> = OnceLock::new();
@@ -204,7 +223,7 @@ fn atom_regex() -> &'static Regex {
     })
 }
 
-fn bond_char(c: &str) -> (u8, Option<char>) {
+fn bond_char(c: &str) -> BondSpec {
     match c {
         "=" => (2, None),
         "#" => (3, None),
@@ -215,7 +234,7 @@ fn bond_char(c: &str) -> (u8, Option<char>) {
 }
 
 /// `(bond order, stereo), atom` of an atom symbol, or `None` if it is not one.
-fn parse_atom(sym: &str) -> Result<Option<((u8, Option<char>), Atom)>> {
+fn parse_atom(sym: &str) -> Result<Option<(BondSpec, Atom)>> {
     let Some(m) = atom_regex().captures(sym) else {
         return Ok(None);
     };
@@ -240,7 +259,11 @@ fn parse_atom(sym: &str) -> Result<Option<((u8, Option<char>), Atom)>> {
             "" => None,
             s => Some(s.parse::<u64>().map_err(|_| bad("isotope too large"))?),
         };
-        let h: u8 = if m[5].is_empty() { 0 } else { m[5][1..].parse().unwrap_or(0) };
+        let h: u8 = if m[5].is_empty() {
+            0
+        } else {
+            m[5][1..].parse().unwrap_or(0)
+        };
         let charge = match &m[6] {
             "" => 0,
             s => {
@@ -281,7 +304,7 @@ fn parse_branch(sym: &str) -> Option<(u32, usize)> {
 }
 
 /// `(order, L, (left stereo, right stereo))` of a ring symbol.
-fn parse_ring(sym: &str) -> Option<(u32, usize, (Option<char>, Option<char>))> {
+fn parse_ring(sym: &str) -> Option<(u32, usize, RingStereo)> {
     let pos = sym.find("Ring")?;
     let l = match &sym[pos..] {
         "Ring1]" => 1,
@@ -354,7 +377,9 @@ impl Deriver<'_> {
         let mut state = init_state;
         let mut prev = root;
         while max.is_none_or(|m| n < m) {
-            let Some(&sym) = self.syms.get(self.pos) else { break };
+            let Some(&sym) = self.syms.get(self.pos) else {
+                break;
+            };
             self.pos += 1;
             n += 1;
             let next: Option<u32>;
@@ -378,17 +403,21 @@ impl Deriver<'_> {
                         what: "decode_selfies",
                         reason: "ring without a previous atom".into(),
                     })?;
-                    self.rings.push((r.saturating_sub(q + 1), r, ro as u8, stereo));
+                    self.rings
+                        .push((r.saturating_sub(q + 1), r, ro as u8, stereo));
                     next = (state > ro).then_some(state - ro);
                 }
             } else if sym == "[epsilon]" {
                 next = (state == 0).then_some(0);
             } else {
-                let ((order, stereo), atom) = parse_atom(sym)?.ok_or_else(|| {
-                    Error::invalid("selfies", format!("invalid symbol {sym}"))
-                })?;
+                let ((order, stereo), atom) = parse_atom(sym)?
+                    .ok_or_else(|| Error::invalid("selfies", format!("invalid symbol {sym}")))?;
                 let cap = atom.cap;
-                let bo = if state == 0 { 0 } else { i64::from(order).min(i64::from(state)).min(cap) };
+                let bo = if state == 0 {
+                    0
+                } else {
+                    i64::from(order).min(i64::from(state)).min(cap)
+                };
                 let left = cap - bo;
                 if bo == 0 {
                     if state == 0 {
@@ -397,7 +426,12 @@ impl Deriver<'_> {
                 } else {
                     let p = prev.unwrap_or(0);
                     let a = self.add_atom(atom, false);
-                    self.mol.out[p].push(Bond { dst: a, order: bo as u8, stereo, ring: false });
+                    self.mol.out[p].push(Bond {
+                        dst: a,
+                        order: bo as u8,
+                        stereo,
+                        ring: false,
+                    });
                     self.mol.bond_count[p] += bo;
                     self.mol.bond_count[a] += bo;
                     prev = Some(a);
@@ -441,8 +475,18 @@ impl Deriver<'_> {
                 g.bond_count[l] += new - old;
                 g.bond_count[r] += new - old;
             } else {
-                let lb = Bond { dst: r, order: order as u8, stereo: ls, ring: true };
-                let rb = Bond { dst: l, order: order as u8, stereo: rs, ring: true };
+                let lb = Bond {
+                    dst: r,
+                    order: order as u8,
+                    stereo: ls,
+                    ring: true,
+                };
+                let rb = Bond {
+                    dst: l,
+                    order: order as u8,
+                    stereo: rs,
+                    ring: true,
+                };
                 let lp = made[l].min(g.out[l].len());
                 g.out[l].insert(lp, lb);
                 let rp = made[r].min(g.out[r].len());

@@ -17,8 +17,7 @@ use super::vocab::{Codec, Special, Vocabulary};
 use crate::error::{Error, Result};
 
 /// The Schwaller et al. (2019) SMILES token pattern.
-pub const SMILES_REGEX: &str =
-    r"(\[[^\]]+]|Br?|Cl?|N|O|S|P|F|I|b|c|n|o|s|p|\(|\)|\.|=|#|-|\+|\\|/|:|~|@|\?|>|\*|\$|%[0-9]{2}|[0-9])";
+pub const SMILES_REGEX: &str = r"(\[[^\]]+]|Br?|Cl?|N|O|S|P|F|I|b|c|n|o|s|p|\(|\)|\.|=|#|-|\+|\\|/|:|~|@|\?|>|\*|\$|%[0-9]{2}|[0-9])";
 
 fn regex() -> &'static Regex {
     static RE: OnceLock<Regex> = OnceLock::new();
@@ -80,10 +79,9 @@ impl SmilesCodec {
     {
         let mut set = BTreeSet::new();
         for (i, s) in corpus.into_iter().enumerate() {
-            let toks = tokenize_smiles(s).map_err(|e| {
-                Error::invalid("corpus", format!("record {i}: {e}"))
-            })?;
-            set.extend(toks.into_iter().map(str::to_string));
+            let toks = tokenize_smiles(s)
+                .map_err(|e| Error::invalid("corpus", format!("record {i}: {e}")))?;
+            set.extend(toks);
         }
         if set.is_empty() {
             return Err(Error::invalid("corpus", "no SMILES to fit a vocabulary on"));

@@ -40,7 +40,11 @@ pub struct SmilesError {
 
 impl fmt::Display for SmilesError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "invalid SMILES at byte {}: {}", self.position, self.reason)
+        write!(
+            f,
+            "invalid SMILES at byte {}: {}",
+            self.position, self.reason
+        )
     }
 }
 
@@ -174,7 +178,9 @@ impl<'a> Parser<'a> {
             let at = self.i;
             match c {
                 b'(' => {
-                    let p = prev.ok_or(()).or_else(|_| err(at, "'(' with no atom before it"))?;
+                    let p = prev
+                        .ok_or(())
+                        .or_else(|_| err(at, "'(' with no atom before it"))?;
                     if pending.is_some() {
                         return err(at, "bond symbol before '('");
                     }
@@ -216,7 +222,9 @@ impl<'a> Parser<'a> {
                     self.i += 1;
                 }
                 b'0'..=b'9' | b'%' => {
-                    let p = prev.ok_or(()).or_else(|_| err(at, "ring bond with no atom before it"))?;
+                    let p = prev
+                        .ok_or(())
+                        .or_else(|_| err(at, "ring bond with no atom before it"))?;
                     let num = self.ring_number()?;
                     match rings.remove(&num) {
                         None => {
@@ -229,15 +237,26 @@ impl<'a> Parser<'a> {
                             let b1 = pending.map(|b| b.0);
                             let kind = match (b0, b1) {
                                 (Some(x), Some(y)) if x != y && !(is_dir(x) && is_dir(y)) => {
-                                    return err(at, format!("ring bond {num} has conflicting bond symbols"));
+                                    return err(
+                                        at,
+                                        format!("ring bond {num} has conflicting bond symbols"),
+                                    );
                                 }
                                 (Some(x), _) | (None, Some(x)) => Some(x),
                                 (None, None) => None,
                             };
-                            if self.bonds.iter().any(|&(a, b, _, _)| (a, b) == (q.min(p), q.max(p))) {
-                                return err(at, format!("ring bond {num} duplicates an existing bond"));
+                            if self
+                                .bonds
+                                .iter()
+                                .any(|&(a, b, _, _)| (a, b) == (q.min(p), q.max(p)))
+                            {
+                                return err(
+                                    at,
+                                    format!("ring bond {num} duplicates an existing bond"),
+                                );
                             }
-                            self.bonds.push((q.min(p), q.max(p), kind.and_then(bond_of), at));
+                            self.bonds
+                                .push((q.min(p), q.max(p), kind.and_then(bond_of), at));
                         }
                     }
                     pending = None;
@@ -284,8 +303,13 @@ impl<'a> Parser<'a> {
     fn ring_number(&mut self) -> Result<u32, SmilesError> {
         let at = self.i;
         if self.s[at] == b'%' {
-            let d = self.s.get(at + 1..at + 3).filter(|d| d.iter().all(u8::is_ascii_digit));
-            let d = d.ok_or(()).or_else(|_| err(at, "'%' must be followed by two digits"))?;
+            let d = self
+                .s
+                .get(at + 1..at + 3)
+                .filter(|d| d.iter().all(u8::is_ascii_digit));
+            let d = d
+                .ok_or(())
+                .or_else(|_| err(at, "'%' must be followed by two digits"))?;
             self.i += 3;
             Ok(u32::from(d[0] - b'0') * 10 + u32::from(d[1] - b'0'))
         } else {
@@ -294,7 +318,15 @@ impl<'a> Parser<'a> {
         }
     }
 
-    fn push_atom(&mut self, element: &str, aromatic: bool, bracket: bool, h: u32, q: i32, at: usize) -> usize {
+    fn push_atom(
+        &mut self,
+        element: &str,
+        aromatic: bool,
+        bracket: bool,
+        h: u32,
+        q: i32,
+        at: usize,
+    ) -> usize {
         self.atoms.push(ParsedAtom {
             element: element.to_string(),
             aromatic,
@@ -313,9 +345,14 @@ impl<'a> Parser<'a> {
         let (el, arom, len) = match c {
             b'B' if two == Some(b"Br") => ("Br", false, 2),
             b'C' if two == Some(b"Cl") => ("Cl", false, 2),
-            b'B' | b'C' | b'N' | b'O' | b'P' | b'S' | b'F' | b'I' => {
-                (&ORGANIC_UPPER[ORGANIC_UPPER.iter().position(|e| e.as_bytes()[0] == c).unwrap_or(0)][..], false, 1)
-            }
+            b'B' => ("B", false, 1),
+            b'C' => ("C", false, 1),
+            b'N' => ("N", false, 1),
+            b'O' => ("O", false, 1),
+            b'P' => ("P", false, 1),
+            b'S' => ("S", false, 1),
+            b'F' => ("F", false, 1),
+            b'I' => ("I", false, 1),
             b'b' => ("B", true, 1),
             b'c' => ("C", true, 1),
             b'n' => ("N", true, 1),
@@ -376,12 +413,12 @@ impl<'a> Parser<'a> {
             self.i += 1;
             if self.peek() == Some(b'@') {
                 self.i += 1;
-            } else if let Some(t) = self.s.get(self.i..self.i + 2) {
-                if [&b"TH"[..], b"AL", b"SP", b"TB", b"OH"].contains(&t) {
-                    self.i += 2;
-                    if self.digits(2).is_none() {
-                        return err(at, "chirality class without a number");
-                    }
+            } else if let Some(t) = self.s.get(self.i..self.i + 2)
+                && [&b"TH"[..], b"AL", b"SP", b"TB", b"OH"].contains(&t)
+            {
+                self.i += 2;
+                if self.digits(2).is_none() {
+                    return err(at, "chirality class without a number");
                 }
             }
         }
@@ -417,8 +454,6 @@ impl<'a> Parser<'a> {
         Ok(self.push_atom(&el, arom, true, h, q, at))
     }
 }
-
-const ORGANIC_UPPER: [&str; 8] = ["B", "C", "N", "O", "P", "S", "F", "I"];
 
 fn is_dir(c: u8) -> bool {
     c == b'/' || c == b'\\'
@@ -465,7 +500,10 @@ fn check_chemistry(g: &SmilesGraph) -> Result<(), SmilesError> {
         sigma[b] += kind.sigma_order();
         if kind == BondKind::Aromatic {
             if let Some(x) = [a, b].into_iter().find(|&x| !g.atoms[x].aromatic) {
-                return err(g.atoms[x].position, "aromatic bond ':' at a non-aromatic atom");
+                return err(
+                    g.atoms[x].position,
+                    "aromatic bond ':' at a non-aromatic atom",
+                );
             }
             if !bridges[k] {
                 arom_adj[a].push(b);
@@ -490,18 +528,19 @@ fn check_chemistry(g: &SmilesGraph) -> Result<(), SmilesError> {
             };
         }
         let total = used + u32::from(needs_pi[i]);
-        if let Some(z) = atomic_number(&a.element) {
-            let zq = z as i64 - i64::from(a.charge);
-            if zq >= 1 {
-                if let Some(v) = valences(zq as usize) {
-                    let max = v[v.len() - 1];
-                    if total > max {
-                        return err(
-                            a.position,
-                            format!("{}{} has valence {total}, more than {max}", a.element, charge_str(a.charge)),
-                        );
-                    }
-                }
+        // Checked as the isoelectronic neighbour of atomic number Z − charge.
+        let zq = atomic_number(&a.element).map(|z| z as i64 - i64::from(a.charge));
+        if let Some(v) = zq.filter(|&z| z >= 1).and_then(|z| valences(z as usize)) {
+            let max = v[v.len() - 1];
+            if total > max {
+                return err(
+                    a.position,
+                    format!(
+                        "{}{} has valence {total}, more than {max}",
+                        a.element,
+                        charge_str(a.charge)
+                    ),
+                );
             }
         }
     }
@@ -513,13 +552,23 @@ fn check_chemistry(g: &SmilesGraph) -> Result<(), SmilesError> {
     }
     let adj: Vec<Vec<usize>> = nodes
         .iter()
-        .map(|&i| arom_adj[i].iter().filter(|&&j| needs_pi[j]).map(|&j| label[j]).collect())
+        .map(|&i| {
+            arom_adj[i]
+                .iter()
+                .filter(|&&j| needs_pi[j])
+                .map(|&j| label[j])
+                .collect()
+        })
         .collect();
     let mut mate = vec![usize::MAX; nodes.len()];
     let mut budget = 200_000usize;
     if !matching(&adj, &mut mate, &mut budget) {
         let pos = nodes.first().map_or(0, |&i| g.atoms[i].position);
-        let why = if budget == 0 { "kekulization search exceeded its budget" } else { "aromatic system has no Kekulé structure" };
+        let why = if budget == 0 {
+            "kekulization search exceeded its budget"
+        } else {
+            "aromatic system has no Kekulé structure"
+        };
         return err(pos, why);
     }
     Ok(())

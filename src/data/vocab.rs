@@ -177,7 +177,10 @@ impl Vocabulary {
     /// The id of `symbol`, or [`Error::InvalidArgument`] naming the unknown symbol.
     pub fn id(&self, symbol: &str) -> Result<u32> {
         self.get(symbol).ok_or_else(|| {
-            Error::invalid("symbol", format!("unknown symbol {symbol:?} (V = {})", self.len()))
+            Error::invalid(
+                "symbol",
+                format!("unknown symbol {symbol:?} (V = {})", self.len()),
+            )
         })
     }
 
@@ -206,7 +209,10 @@ impl Vocabulary {
     /// Symbols of a sequence of ids, concatenated; errors on an id `≥ V`.
     pub fn decode_concat(&self, ids: &[u32]) -> Result<String> {
         crate::validate::tokens("ids", ids, self.len())?;
-        Ok(ids.iter().map(|&i| self.symbols[i as usize].as_str()).collect())
+        Ok(ids
+            .iter()
+            .map(|&i| self.symbols[i as usize].as_str())
+            .collect())
     }
 }
 
@@ -232,7 +238,10 @@ pub trait Codec {
         if let Some(i) = ids.iter().position(|&t| v.is_special(t)) {
             return Err(Error::invalid(
                 "ids",
-                format!("special token {} at position {i} has no text", v.symbols()[ids[i] as usize]),
+                format!(
+                    "special token {} at position {i} has no text",
+                    v.symbols()[ids[i] as usize]
+                ),
             ));
         }
         v.decode_concat(ids)
