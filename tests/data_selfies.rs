@@ -131,3 +131,54 @@ fn malformed_input_is_an_error() {
     let deep = "[C][C][Branch1][C]".repeat(3000);
     let _ = decode_selfies(&deep); // no panic either way
 }
+
+mod props {
+    use discrete_diffusion::data::selfies::decode_selfies;
+    use discrete_diffusion::data::smiles_check::parse_smiles;
+    use proptest::prelude::*;
+
+    const ALPHABET: [&str; 24] = [
+        "[C]",
+        "[=C]",
+        "[#C]",
+        "[N]",
+        "[=N]",
+        "[O]",
+        "[=O]",
+        "[F]",
+        "[Cl]",
+        "[S]",
+        "[=S]",
+        "[P]",
+        "[B]",
+        "[N+1]",
+        "[O-1]",
+        "[C@@H1]",
+        "[Ring1]",
+        "[=Ring1]",
+        "[Ring2]",
+        "[Branch1]",
+        "[=Branch1]",
+        "[Branch2]",
+        "[#Branch1]",
+        ".",
+    ];
+
+    proptest! {
+        /// Every string over the robust alphabet decodes, and to well-formed SMILES.
+        #[test]
+        fn any_symbol_string_decodes_to_smiles(ix in proptest::collection::vec(0usize..24, 0..80)) {
+            let s: String = ix.iter().map(|&i| ALPHABET[i]).collect();
+            let smi = decode_selfies(&s).unwrap();
+            if !smi.is_empty() && !smi.starts_with('.') && !smi.ends_with('.') && !smi.contains("..") {
+                prop_assert!(parse_smiles(&smi).is_ok(), "{} -> {}", s, smi);
+            }
+        }
+
+        /// Arbitrary text never panics the decoder.
+        #[test]
+        fn arbitrary_text_never_panics(s in "\\PC{0,60}") {
+            let _ = decode_selfies(&s);
+        }
+    }
+}

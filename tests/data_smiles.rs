@@ -146,3 +146,17 @@ fn every_embedded_molecule_is_valid() {
         check_smiles(&m.smiles).unwrap_or_else(|e| panic!("{}: {e}", m.smiles));
     }
 }
+
+mod props {
+    use discrete_diffusion::data::smiles_check::check_smiles;
+    use proptest::prelude::*;
+
+    proptest! {
+        /// Arbitrary text (and SMILES-like noise) never panics the checker.
+        #[test]
+        fn checker_never_panics(s in "\\PC{0,60}", t in "[CNOcnos()=#123%\\[\\]H+@-]{0,60}") {
+            let _ = check_smiles(&s);
+            let _ = check_smiles(&t);
+        }
+    }
+}
