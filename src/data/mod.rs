@@ -4,7 +4,8 @@
 //!   [`Codec`] trait (text ↔ ids with clear errors);
 //! * domain codecs: [`dna`] (ACGT + IUPAC policy), [`protein`] (20 + extended letters
 //!   policy), [`smiles`] (Schwaller et al. 2019 regex), [`selfies`] (symbols and the
-//!   SELFIES → SMILES decoder), [`text`] (bytes, fitted characters);
+//!   SELFIES → SMILES decoder), [`selfies_encode`] (SMILES → SELFIES), [`text`] (bytes,
+//!   fitted characters);
 //! * [`smiles_check`]: a SMILES parser and validity checker (syntax, ring closures,
 //!   valence, kekulization of aromatic systems);
 //! * [`io`]: FASTA (plain or gzip), CSV (plain or gzip) and text loaders;
@@ -19,6 +20,7 @@ pub mod dna;
 pub mod io;
 pub mod protein;
 pub mod selfies;
+pub mod selfies_encode;
 pub mod smiles;
 pub mod smiles_check;
 pub mod split;
@@ -29,6 +31,7 @@ pub use dna::{AmbiguityPolicy, DnaCodec};
 pub use io::Record;
 pub use protein::{ExtrasPolicy, ProteinCodec};
 pub use selfies::{SelfiesCodec, decode_selfies, split_selfies};
+pub use selfies_encode::encode_selfies;
 pub use smiles::{SmilesCodec, tokenize_smiles};
 pub use smiles_check::{SmilesError, check_smiles, is_valid_smiles};
 pub use split::{Dataset, is_heldout};

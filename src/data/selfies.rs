@@ -26,8 +26,8 @@
 //! Divergences, on malformed input only: text outside `[...]` (other than `.`) is an error
 //! here (the reference folds it into the next symbol and then fails or not by accident),
 //! and branch nesting deeper than [`MAX_BRANCH_DEPTH`] is an error (the reference hits
-//! Python's recursion limit). The encoder (SMILES → SELFIES, which needs kekulization of
-//! aromatic SMILES) is not implemented.
+//! Python's recursion limit). The encoder SMILES → SELFIES is
+//! [`super::selfies_encode::encode_selfies`].
 
 use std::collections::{BTreeSet, HashMap};
 use std::sync::OnceLock;
