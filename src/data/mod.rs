@@ -17,6 +17,7 @@
 
 pub mod datasets;
 pub mod dna;
+mod graph;
 pub mod io;
 pub mod protein;
 pub mod selfies;

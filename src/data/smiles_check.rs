@@ -25,6 +25,7 @@
 use std::collections::HashMap;
 use std::fmt;
 
+use super::graph::{bridges, matching};
 use super::selfies::ELEMENTS;
 use crate::error::Error;
 
@@ -579,97 +580,4 @@ fn charge_str(q: i32) -> String {
         0 => String::new(),
         q => format!("{q:+}"),
     }
-}
-
-/// Backtracking perfect matching, always branching on the free node with fewest free
-/// neighbours (forced moves first). `budget` bounds the number of search steps.
-fn matching(adj: &[Vec<usize>], mate: &mut [usize], budget: &mut usize) -> bool {
-    const FREE: usize = usize::MAX;
-    if *budget == 0 {
-        return false;
-    }
-    *budget -= 1;
-    let mut best: Option<(usize, usize)> = None;
-    for u in 0..adj.len() {
-        if mate[u] != FREE {
-            continue;
-        }
-        let d = adj[u].iter().filter(|&&v| mate[v] == FREE).count();
-        if d == 0 {
-            return false;
-        }
-        if best.is_none_or(|(_, bd)| d < bd) {
-            best = Some((u, d));
-        }
-        if d == 1 {
-            break;
-        }
-    }
-    let Some((u, _)) = best else { return true };
-    for k in 0..adj[u].len() {
-        let v = adj[u][k];
-        if mate[v] != FREE {
-            continue;
-        }
-        mate[u] = v;
-        mate[v] = u;
-        if matching(adj, mate, budget) {
-            return true;
-        }
-        mate[u] = FREE;
-        mate[v] = FREE;
-        if *budget == 0 {
-            return false;
-        }
-    }
-    false
-}
-
-/// Which bonds are bridges (in no cycle): iterative Tarjan low-link.
-fn bridges(n: usize, bonds: &[(usize, usize, BondKind)]) -> Vec<bool> {
-    let mut adj: Vec<Vec<(usize, usize)>> = vec![Vec::new(); n];
-    for (k, &(a, b, _)) in bonds.iter().enumerate() {
-        adj[a].push((b, k));
-        adj[b].push((a, k));
-    }
-    let mut is_bridge = vec![false; bonds.len()];
-    let mut disc = vec![usize::MAX; n];
-    let mut low = vec![0usize; n];
-    let mut time = 0;
-    for s in 0..n {
-        if disc[s] != usize::MAX {
-            continue;
-        }
-        disc[s] = time;
-        low[s] = time;
-        time += 1;
-        // (node, edge used to enter it, next adjacency index)
-        let mut stack = vec![(s, usize::MAX, 0usize)];
-        while let Some(&mut (u, via, ref mut i)) = stack.last_mut() {
-            if *i < adj[u].len() {
-                let (v, k) = adj[u][*i];
-                *i += 1;
-                if k == via {
-                    continue;
-                }
-                if disc[v] == usize::MAX {
-                    disc[v] = time;
-                    low[v] = time;
-                    time += 1;
-                    stack.push((v, k, 0));
-                } else {
-                    low[u] = low[u].min(disc[v]);
-                }
-            } else {
-                stack.pop();
-                if let Some(&(p, _, _)) = stack.last() {
-                    low[p] = low[p].min(low[u]);
-                    if low[u] > disc[p] {
-                        is_bridge[via] = true;
-                    }
-                }
-            }
-        }
-    }
-    is_bridge
 }
