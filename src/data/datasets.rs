@@ -10,10 +10,10 @@
 //!
 //! | domain | embedded default | size |
 //! |---|---|---|
-//! | DNA | 3,000 18S rRNA V4 amplicons (BioMarKs, `vsearch-examples`, BSD-2-Clause) | 270 KB gz |
+//! | DNA | 3,000 18S rRNA V4 amplicons (BioMarKs, `vsearch-examples`, BSD-2-Clause) | 230 KB gz |
 //! | DNA (genome) | phage lambda NC_001416.1, 48,502 bp (NCBI) | 15 KB gz |
-//! | protein | 2,000 UniProtKB sequences (CC BY 4.0) via `mmseqs2-examples` | 500 KB gz |
-//! | molecules | 10,000 MOSES test SMILES (MIT) with their SELFIES | 400 KB gz |
+//! | protein | 2,000 UniProtKB sequences (CC BY 4.0) via `mmseqs2-examples` | 680 KB gz |
+//! | molecules | 10,000 MOSES test SMILES (MIT) with their SELFIES | 260 KB gz |
 //! | text | this crate's own README and docs (MIT OR Apache-2.0) | compiled in |
 
 use std::path::Path;
