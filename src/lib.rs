@@ -21,6 +21,7 @@
 #![deny(unsafe_code)]
 
 pub mod backend;
+pub mod data;
 pub mod error;
 pub mod kernel;
 pub mod linalg;
