@@ -1,3 +1,4 @@
 //! Parameterisations: what a network predicts and how the predictions convert
 //! (DESIGN §2 `param`): x0-probabilities ↔ concrete scores (SEDD, RADD), flow-matching
 //! posteriors → velocities, and reverse CTMC rates built from any of them.
+pub mod reverse;

@@ -2,3 +2,4 @@
 
 pub mod d3pm;
 pub mod rdm;
+pub mod ctmc;
