@@ -1,0 +1,227 @@
+//! The samplers' draws: χ² of first hitting against a Markov chain at L = 64, χ² of one
+//! predictor step against its exact law, exact reuse of denoiser outputs (NFE), and
+//! reproducibility by (seed, stream).
+
+use discrete_diffusion::kernel::ctmc::{Ctmc, MixtureGenerator};
+use discrete_diffusion::kernel::mixture::MixtureProcess;
+use discrete_diffusion::model::markov::MarkovChainOracle;
+use discrete_diffusion::model::oracle::{ExactPosterior, OracleDenoiser};
+use discrete_diffusion::param::reverse::reverse_rates_exact;
+use discrete_diffusion::sample::ctmc::{
+    CtmcSampler, FirstHitting, Predictor, TauLeapMode, euler_law, first_hitting_sample,
+    sample_ctmc, tau_leaping_law, tweedie_law_from_x0,
+};
+use discrete_diffusion::param::reverse::{CtmcChannel, RateWorkspace};
+use discrete_diffusion::schedule::{Geometric, Linear, LogLinear};
+use ndarray::Array2;
+use statrs::distribution::{ChiSquared, ContinuousCDF};
+
+/// Pearson's statistic over cells with positive expectation; returns (χ², df).
+fn chi2(counts: &[f64], probs: &[f64], n: f64) -> (f64, f64) {
+    let mut stat = 0.0;
+    let mut cells = 0.0;
+    for (&c, &p) in counts.iter().zip(probs) {
+        if p > 0.0 {
+            stat += (c - n * p).powi(2) / (n * p);
+            cells += 1.0;
+        } else {
+            assert_eq!(c, 0.0, "a draw in a zero-probability cell");
+        }
+    }
+    (stat, cells - 1.0)
+}
+
+fn quantile(df: f64, q: f64) -> f64 {
+    ChiSquared::new(df).unwrap().inverse_cdf(q)
+}
+
+const P: [f64; 9] = [0.7, 0.2, 0.1, 0.3, 0.3, 0.4, 0.05, 0.15, 0.8];
+const INIT: [f64; 3] = [0.5, 0.3, 0.2];
+
+#[test]
+fn first_hitting_matches_a_markov_chain_at_length_64() {
+    let l = 64;
+    let chain = MarkovChainOracle::new(3, 1, l, INIT.to_vec(), P.to_vec()).unwrap();
+    // Data tokens 0, 2, 3; the mask at index 1 (not the last id).
+    let ids = [0u32, 2, 3];
+    let mask = 1u32;
+    let oracle = chain.embed(&ids, 4).unwrap();
+    let mut pi = vec![0.0; 4];
+    pi[mask as usize] = 1.0;
+    let process = MixtureProcess::from_schedule(pi, Linear::new()).unwrap();
+    let den = OracleDenoiser::new(oracle, process).unwrap();
+    let n = 1200;
+    let pairs = [(0usize, 1usize), (40, 41)];
+    let mut counts = vec![vec![0.0; 9]; pairs.len()];
+    for stream in 0..n {
+        let mut x = vec![mask; l];
+        let cfg = FirstHitting { mask_id: mask, t_start: 1.0, seed: 2024, stream };
+        let out = first_hitting_sample(&Linear::new(), &den, &mut x, &cfg).unwrap();
+        assert_eq!(out.nfe, l);
+        assert!(out.reveals.windows(2).all(|w| w[1].0 <= w[0].0), "times decrease");
+        let back = |tok: u32| ids.iter().position(|&i| i == tok).expect("unmasked data token");
+        for (k, &(a, b)) in pairs.iter().enumerate() {
+            counts[k][back(x[a]) * 3 + back(x[b])] += 1.0;
+        }
+    }
+    for (k, &(a, _)) in pairs.iter().enumerate() {
+        // p(x_a) = INIT·P^a, then p(x_a, x_{a+1}) = p(x_a) P.
+        let mut m = INIT.to_vec();
+        for _ in 0..a {
+            m = (0..3).map(|j| (0..3).map(|i| m[i] * P[i * 3 + j]).sum()).collect();
+        }
+        let probs: Vec<f64> = (0..9).map(|c| m[c / 3] * P[c]).collect();
+        let (stat, df) = chi2(&counts[k], &probs, n as f64);
+        assert!(stat < quantile(df, 0.999), "pair {pairs:?}[{k}]: χ² = {stat} (df {df})");
+    }
+}
+
+/// One step of `sample_ctmc` at L = 1 against the exact per-position law.
+#[test]
+fn one_predictor_step_draws_its_law() {
+    let v = 4;
+    let sched = Geometric::new(0.05, 2.0).unwrap();
+    let ctmc = Ctmc::new(MixtureGenerator::uniform(v).unwrap(), sched);
+    let oracle = MarkovChainOracle::iid(v, 1, vec![0.1, 0.2, 0.3, 0.4]).unwrap();
+    let process =
+        MixtureProcess::from_schedule(vec![1.0 / v as f64; v], Geometric::new(0.05, 2.0).unwrap())
+            .unwrap();
+    let den = OracleDenoiser::new(oracle.clone(), process).unwrap();
+    let (t, s, x0) = (0.6, 0.35, 2u32);
+    let mut rates = Array2::zeros((1, v));
+    reverse_rates_exact(&ctmc, &oracle, &[x0], t, rates.view_mut()).unwrap();
+    let r = rates.row(0).to_vec();
+    let predictors = [
+        Predictor::Euler,
+        Predictor::TauLeaping(TauLeapMode::RejectMultiple),
+        Predictor::TauLeaping(TauLeapMode::Ordinal),
+        Predictor::Tweedie,
+    ];
+    for pred in predictors {
+        let mut law = vec![0.0; v];
+        match pred {
+            Predictor::Euler => euler_law(&r, x0, t - s, &mut law).unwrap(),
+            Predictor::TauLeaping(m) => {
+                tau_leaping_law(&r, x0, t - s, m, &mut law).unwrap();
+            }
+            _ => {
+                let (st, ss) = (ctmc.total_noise(t).unwrap(), ctmc.total_noise(s).unwrap());
+                let ch = CtmcChannel::new(ctmc.generator(), st).unwrap();
+                let mut post = Array2::zeros((1, v));
+                oracle.posterior_x0(&[x0], &ch, post.view_mut()).unwrap();
+                let mut ws = RateWorkspace::new(v).unwrap();
+                let p = post.row(0).to_vec();
+                tweedie_law_from_x0(ctmc.generator(), st, ss, x0, &p, &mut ws, &mut law).unwrap();
+            }
+        }
+        let n = 6000;
+        let mut counts = vec![0.0; v];
+        for stream in 0..n {
+            let mut x = [x0];
+            let cfg = CtmcSampler {
+                predictor: pred,
+                corrector: None,
+                times: vec![t, s],
+                seed: 11,
+                stream,
+                time_independent_denoiser: false,
+            };
+            let out = sample_ctmc(&ctmc, &den, &mut x, &cfg).unwrap();
+            assert_eq!(out.nfe, 1);
+            counts[x[0] as usize] += 1.0;
+        }
+        let (stat, df) = chi2(&counts, &law, n as f64);
+        assert!(stat < quantile(df, 0.999), "{pred:?}: χ² = {stat}, law {law:?}, counts {counts:?}");
+    }
+}
+
+fn masked_setup() -> (
+    Ctmc<MixtureGenerator, LogLinear>,
+    OracleDenoiser<MarkovChainOracle, MixtureProcess>,
+) {
+    let l = 8;
+    let chain = MarkovChainOracle::new(3, 1, l, INIT.to_vec(), P.to_vec()).unwrap();
+    let oracle = chain.embed(&[0, 1, 2], 4).unwrap();
+    let ctmc = Ctmc::new(MixtureGenerator::absorbing(4, 3).unwrap(), LogLinear::new(1e-3).unwrap());
+    let process = MixtureProcess::from_schedule(vec![0.0, 0.0, 0.0, 1.0], LogLinear::new(1e-3).unwrap()).unwrap();
+    (ctmc, OracleDenoiser::new(oracle, process).unwrap())
+}
+
+#[test]
+fn caching_skips_calls_and_changes_nothing() {
+    let (ctmc, den) = masked_setup();
+    let steps = 64;
+    let times: Vec<f64> = (0..=steps).map(|k| 1.0 - k as f64 / steps as f64).collect();
+    for pred in [Predictor::Tweedie, Predictor::AbsorbingTweedie { mask_id: 3 }] {
+        for stream in 0..20 {
+            let run = |cached: bool| {
+                let mut x = vec![3u32; 8];
+                let cfg = CtmcSampler {
+                    predictor: pred,
+                    corrector: None,
+                    times: times.clone(),
+                    seed: 5,
+                    stream,
+                    time_independent_denoiser: cached,
+                };
+                let out = sample_ctmc(&ctmc, &den, &mut x, &cfg).unwrap();
+                (x, out.nfe)
+            };
+            let (a, nfe_a) = run(false);
+            let (b, nfe_b) = run(true);
+            assert_eq!(a, b, "{pred:?} stream {stream}");
+            assert_eq!(nfe_a, steps);
+            assert!(nfe_b < steps && nfe_b <= 8 + 1, "{pred:?}: NFE {nfe_b}");
+            assert!(a.iter().all(|&t| t != 3), "fully unmasked at t = 0");
+        }
+    }
+}
+
+#[test]
+fn results_depend_only_on_seed_and_stream() {
+    let (ctmc, den) = masked_setup();
+    let times: Vec<f64> = (0..=16).map(|k| 1.0 - k as f64 / 16.0).collect();
+    let cfg = |stream| CtmcSampler {
+        predictor: Predictor::Tweedie,
+        corrector: None,
+        times: times.clone(),
+        seed: 9,
+        stream,
+        time_independent_denoiser: true,
+    };
+    let draw = |stream| {
+        let mut x = vec![3u32; 8];
+        sample_ctmc(&ctmc, &den, &mut x, &cfg(stream)).unwrap();
+        x
+    };
+    assert_eq!(draw(4), draw(4));
+    let distinct: std::collections::HashSet<Vec<u32>> = (0..8).map(draw).collect();
+    assert!(distinct.len() > 1);
+}
+
+#[test]
+fn corrector_runs_and_counts_its_evaluations() {
+    let ctmc = Ctmc::new(MixtureGenerator::uniform(3).unwrap(), Geometric::new(0.05, 2.0).unwrap());
+    let oracle = MarkovChainOracle::new(3, 1, 6, INIT.to_vec(), P.to_vec()).unwrap();
+    let process =
+        MixtureProcess::from_schedule(vec![1.0 / 3.0; 3], Geometric::new(0.05, 2.0).unwrap()).unwrap();
+    let den = OracleDenoiser::new(oracle, process).unwrap();
+    let mut x = vec![0u32, 1, 2, 0, 1, 2];
+    let cfg = CtmcSampler {
+        predictor: Predictor::TauLeaping(TauLeapMode::RejectMultiple),
+        corrector: Some(discrete_diffusion::sample::ctmc::Corrector {
+            steps: 2,
+            multiplier: 0.5,
+            mode: TauLeapMode::RejectMultiple,
+        }),
+        times: vec![1.0, 0.75, 0.5, 0.25, 0.0],
+        seed: 1,
+        stream: 0,
+        time_independent_denoiser: false,
+    };
+    let out = sample_ctmc(&ctmc, &den, &mut x, &cfg).unwrap();
+    // 4 predictor evaluations + 2 correctors at each of the 3 interior times (none at 0);
+    // an unchanged (tokens, t) is reused.
+    assert!(out.nfe <= 4 + 3 * 2 && out.nfe >= 4, "{}", out.nfe);
+    assert_eq!(out.steps, 4);
+}
