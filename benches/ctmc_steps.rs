@@ -47,7 +47,12 @@ fn bench(c: &mut Criterion) {
         reverse_rates_from_logits(&g, sigma, st, x, &logits, &mut ws, &mut rates).unwrap();
         let score = ws.ratio().to_vec();
         // Scale so that h·Σ R̂ ≈ 0.5 at every V (a step size a sampler would use).
-        let total: f64 = rates.iter().enumerate().filter(|&(y, _)| y != x as usize).map(|(_, r)| r).sum();
+        let total: f64 = rates
+            .iter()
+            .enumerate()
+            .filter(|&(y, _)| y != x as usize)
+            .map(|(_, r)| r)
+            .sum();
         let hh = 0.5 / total;
         group.bench_with_input(BenchmarkId::new("rates_from_logits", v), &v, |b, _| {
             b.iter(|| {
@@ -63,8 +68,14 @@ fn bench(c: &mut Criterion) {
         });
         group.bench_with_input(BenchmarkId::new("tau_reject_law", v), &v, |b, _| {
             b.iter(|| {
-                tau_leaping_law(black_box(&rates), x, hh, TauLeapMode::RejectMultiple, &mut out)
-                    .unwrap()
+                tau_leaping_law(
+                    black_box(&rates),
+                    x,
+                    hh,
+                    TauLeapMode::RejectMultiple,
+                    &mut out,
+                )
+                .unwrap()
             })
         });
         let key = RngKey::new(3);
@@ -73,8 +84,14 @@ fn bench(c: &mut Criterion) {
             b.iter(|| {
                 k = k.wrapping_add(1);
                 let mut rng = CounterRng::new(key, Purpose::CATEGORICAL, k, 0);
-                tau_leaping_draw(black_box(&rates), x, hh, TauLeapMode::RejectMultiple, &mut rng)
-                    .unwrap()
+                tau_leaping_draw(
+                    black_box(&rates),
+                    x,
+                    hh,
+                    TauLeapMode::RejectMultiple,
+                    &mut rng,
+                )
+                .unwrap()
             })
         });
         group.bench_with_input(BenchmarkId::new("tau_ordinal_draw", v), &v, |b, _| {
@@ -102,7 +119,9 @@ fn bench(c: &mut Criterion) {
             })
         });
         group.bench_with_input(BenchmarkId::new("corrector_rates", v), &v, |b, _| {
-            b.iter(|| corrector_rates(&g, sigma, x, black_box(&rates), &mut scratch, &mut out).unwrap())
+            b.iter(|| {
+                corrector_rates(&g, sigma, x, black_box(&rates), &mut scratch, &mut out).unwrap()
+            })
         });
     }
     group.throughput(Throughput::Elements(1));

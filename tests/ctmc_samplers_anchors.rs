@@ -31,7 +31,9 @@ fn sedd_noise(inputs: &Value) -> Box<dyn Schedule> {
     let p = &inputs["noise_params"];
     match inputs["noise"].as_str().unwrap() {
         "loglinear" => Box::new(LogLinear::new(num(&p["eps"])).unwrap()),
-        "geometric" => Box::new(Geometric::new(num(&p["sigma_min"]), num(&p["sigma_max"])).unwrap()),
+        "geometric" => {
+            Box::new(Geometric::new(num(&p["sigma_min"]), num(&p["sigma_max"])).unwrap())
+        }
         n => panic!("noise {n}"),
     }
 }
@@ -48,7 +50,12 @@ fn sedd_reverse_rate_and_staggered_score() {
         let mut ws = RateWorkspace::new(v).unwrap();
         let mut out = vec![0.0; v];
         reverse_rates_from_score(&g, 1.0, x, &score, &mut ws, &mut out).unwrap();
-        assert_close(c["name"].as_str().unwrap(), &out, &vec1(&c["expected"]["reverse_rate"]), tol(c));
+        assert_close(
+            c["name"].as_str().unwrap(),
+            &out,
+            &vec1(&c["expected"]["reverse_rate"]),
+            tol(c),
+        );
         n += 1;
     }
     for c in cases(&f, "staggered_score_") {
@@ -56,7 +63,12 @@ fn sedd_reverse_rate_and_staggered_score() {
         let score = vec1(&c["inputs"]["score"]);
         let mut out = vec![0.0; g.vocab_size()];
         staggered_score(&g, &score, num(&c["inputs"]["dsigma"]), &mut out).unwrap();
-        assert_close(c["name"].as_str().unwrap(), &out, &vec1(&c["expected"]["staggered_score"]), tol(c));
+        assert_close(
+            c["name"].as_str().unwrap(),
+            &out,
+            &vec1(&c["expected"]["staggered_score"]),
+            tol(c),
+        );
         n += 1;
     }
     assert!(n >= 15);
@@ -78,20 +90,35 @@ fn sedd_euler_and_analytic_predictors() {
         let score = vec1(&inp["score"]);
         let sigma_bar = sched.total_noise(t).unwrap();
         let rate = sched.noise_rate(t).unwrap();
-        assert_close(name, &[sigma_bar, rate], &[num(&exp["sigma_t"]), num(&exp["rate_t"])], (1e-9, 1e-9));
+        assert_close(
+            name,
+            &[sigma_bar, rate],
+            &[num(&exp["sigma_t"]), num(&exp["rate_t"])],
+            (1e-9, 1e-9),
+        );
         // Euler: rates σ(t)·Q[y, x]·score[y], step dt.
         let mut ws = RateWorkspace::new(v).unwrap();
         let mut rates = vec![0.0; v];
         reverse_rates_from_score(&g, rate, x, &score, &mut ws, &mut rates).unwrap();
         let mut law = vec![0.0; v];
         euler_law(&rates, x, dt, &mut law).unwrap();
-        assert_close(&format!("{name} euler"), &law, &vec1(&exp["euler_probs"]), tol(c));
+        assert_close(
+            &format!("{name} euler"),
+            &law,
+            &vec1(&exp["euler_probs"]),
+            tol(c),
+        );
         // Analytic: δ = σ̄(t) − σ̄(t − dt).
         let delta = sigma_bar - sched.total_noise(t - dt).unwrap();
         assert_close(name, &[delta], &[num(&exp["analytic_dsigma"])], tol(c));
         let mut scratch = vec![0.0; v];
         tweedie_law_from_score(&g, delta, x, &score, &mut scratch, &mut law).unwrap();
-        assert_close(&format!("{name} analytic"), &law, &vec1(&exp["analytic_probs"]), tol(c));
+        assert_close(
+            &format!("{name} analytic"),
+            &law,
+            &vec1(&exp["analytic_probs"]),
+            tol(c),
+        );
         n += 1;
     }
     assert!(n >= 20);
@@ -131,7 +158,10 @@ fn sedd_analytic_step_with_the_exact_score_is_the_exact_reverse_transition() {
         let x = inp["x"].as_u64().unwrap() as u32;
         let mut p0 = vec1(&inp["p0"]);
         p0.resize(v, 0.0);
-        let (st, ss) = (sched.total_noise(t).unwrap(), sched.total_noise(t - dt).unwrap());
+        let (st, ss) = (
+            sched.total_noise(t).unwrap(),
+            sched.total_noise(t - dt).unwrap(),
+        );
         let mut pt = vec![0.0; v];
         g.transition_vecmat(&p0, st, &mut pt).unwrap();
         let score: Vec<f64> = pt.iter().map(|&p| p / pt[x as usize]).collect();
@@ -206,7 +236,10 @@ fn radd_direct_sample_and_update_rate() {
         let mut law = [0.0; 3];
         // All but the last step (RADD forces 1 + 1e-3 there).
         for i in 0..ts.len() - 2 {
-            let (st, ss) = (s.total_noise(ts[i]).unwrap(), s.total_noise(ts[i + 1]).unwrap());
+            let (st, ss) = (
+                s.total_noise(ts[i]).unwrap(),
+                s.total_noise(ts[i + 1]).unwrap(),
+            );
             tweedie_law_from_x0(&g, st, ss, 2, &[0.5, 0.5, 0.0], &mut ws, &mut law).unwrap();
             assert_close("update_rate", &[1.0 - law[2]], &[want[i]], tol(c));
         }
@@ -232,8 +265,18 @@ fn mdlm_ddpm_and_analytic_steps() {
         let mut ws = RateWorkspace::new(v).unwrap();
         let mut law = vec![0.0; v];
         tweedie_law_from_x0(&g, st, ss, x, &p, &mut ws, &mut law).unwrap();
-        assert_close(&format!("{name} ddpm"), &law, &vec1(&exp["ddpm_probs"]), tol(c));
-        assert_close(&format!("{name} analytic"), &law, &vec1(&exp["analytic_probs"]), tol(c));
+        assert_close(
+            &format!("{name} ddpm"),
+            &law,
+            &vec1(&exp["ddpm_probs"]),
+            tol(c),
+        );
+        assert_close(
+            &format!("{name} analytic"),
+            &law,
+            &vec1(&exp["analytic_probs"]),
+            tol(c),
+        );
         n += 1;
     }
     assert!(n >= 4);
@@ -286,14 +329,23 @@ fn tauldr_tau_leaping_and_corrector() {
         // The anchor divides by q(x | x0) + eps_ratio; the crate by q(x | x0) exactly. That
         // shifts the ratio by a relative ≤ eps_ratio / min q(x | x0), added to the tolerance.
         let eps = num(&inp["eps_ratio"]);
-        let qmin = g.qt0.iter().map(|r| r[x as usize]).fold(f64::INFINITY, f64::min);
+        let qmin = g
+            .qt0
+            .iter()
+            .map(|r| r[x as usize])
+            .fold(f64::INFINITY, f64::min);
         let (a, r) = tol(c);
         let t_rates = (a, r + 2.0 * eps / qmin);
         assert_close(name, &off, &want, t_rates);
         let mut law = vec![0.0; v];
         let tail = tau_leaping_law(&want, x, h, TauLeapMode::Ordinal, &mut law).unwrap();
         assert!(tail < 1e-13);
-        assert_close(&format!("{name} law"), &law, &vec1(&exp["next_state_probs"]), tol(c));
+        assert_close(
+            &format!("{name} law"),
+            &law,
+            &vec1(&exp["next_state_probs"]),
+            tol(c),
+        );
         // Corrector at t − h: forward + reverse rates, step multiplier·h.
         let gc = Frozen {
             rate: vec2(&inp["rate_corrector"]),
@@ -305,11 +357,25 @@ fn tauldr_tau_leaping_and_corrector() {
         let mut off = corr.clone();
         off[x as usize] = 0.0;
         let want = vec1(&exp["corrector_rates"]);
-        let qmin = gc.qt0.iter().map(|r| r[x as usize]).fold(f64::INFINITY, f64::min);
-        assert_close(&format!("{name} corrector"), &off, &want, (a, r + 2.0 * eps / qmin));
+        let qmin = gc
+            .qt0
+            .iter()
+            .map(|r| r[x as usize])
+            .fold(f64::INFINITY, f64::min);
+        assert_close(
+            &format!("{name} corrector"),
+            &off,
+            &want,
+            (a, r + 2.0 * eps / qmin),
+        );
         let m = num(&inp["corrector_step_size_multiplier"]);
         tau_leaping_law(&want, x, m * h, TauLeapMode::Ordinal, &mut law).unwrap();
-        assert_close(&format!("{name} corrector law"), &law, &vec1(&exp["corrector_next_state_probs"]), tol(c));
+        assert_close(
+            &format!("{name} corrector law"),
+            &law,
+            &vec1(&exp["corrector_next_state_probs"]),
+            tol(c),
+        );
         n += 1;
     }
     assert!(n >= 11);

@@ -24,12 +24,23 @@ fn reverse_rate_conversions() {
     assert!(reverse_rates_from_score(&g, f64::NAN, 0, &[1.0; 3], &mut ws, &mut out).is_err());
     assert!(reverse_rates_from_score(&g, 1.0, 3, &[1.0; 3], &mut ws, &mut out).is_err());
     assert!(reverse_rates_from_score(&g, 1.0, 0, &[1.0; 2], &mut ws, &mut out).is_err());
-    assert!(reverse_rates_from_score(&g, 1.0, 0, &[1.0, f64::INFINITY, 1.0], &mut ws, &mut out).is_err());
+    assert!(
+        reverse_rates_from_score(&g, 1.0, 0, &[1.0, f64::INFINITY, 1.0], &mut ws, &mut out)
+            .is_err()
+    );
     assert!(reverse_rates_from_x0(&g, 1.0, 0.5, 0, &[0.5, 0.6, 0.0], &mut ws, &mut out).is_err());
     assert!(reverse_rates_from_x0(&g, 1.0, -0.5, 0, &[0.5, 0.5, 0.0], &mut ws, &mut out).is_err());
-    assert!(reverse_rates_from_x0(&g, 1.0, 0.5, 0, &[0.5, 0.5, 0.0], &mut ws, &mut [0.0; 4]).is_err());
-    assert!(reverse_rates_from_logits(&g, 1.0, 0.5, 0, &[0.0, f32::NAN, 0.0], &mut ws, &mut out).is_err());
-    assert!(reverse_rates_from_logits(&g, 1.0, 0.5, 0, &[f32::NEG_INFINITY; 3], &mut ws, &mut out).is_err());
+    assert!(
+        reverse_rates_from_x0(&g, 1.0, 0.5, 0, &[0.5, 0.5, 0.0], &mut ws, &mut [0.0; 4]).is_err()
+    );
+    assert!(
+        reverse_rates_from_logits(&g, 1.0, 0.5, 0, &[0.0, f32::NAN, 0.0], &mut ws, &mut out)
+            .is_err()
+    );
+    assert!(
+        reverse_rates_from_logits(&g, 1.0, 0.5, 0, &[f32::NEG_INFINITY; 3], &mut ws, &mut out)
+            .is_err()
+    );
     assert!(reverse_rates_from_logits(&g, 1.0, 0.5, 0, &[0.0; 2], &mut ws, &mut out).is_err());
     let a = MixtureGenerator::absorbing(3, 2).unwrap();
     // x = 0 unmasked cannot come from x0 = 1.
@@ -43,7 +54,10 @@ fn reverse_rate_conversions() {
 #[test]
 fn sequence_level_rates() {
     let ctmc = Ctmc::new(MixtureGenerator::absorbing(3, 2).unwrap(), Linear::new());
-    let oracle = MarkovChainOracle::iid(2, 2, vec![0.5, 0.5]).unwrap().embed(&[0, 1], 3).unwrap();
+    let oracle = MarkovChainOracle::iid(2, 2, vec![0.5, 0.5])
+        .unwrap()
+        .embed(&[0, 1], 3)
+        .unwrap();
     let process = MixtureProcess::from_schedule(vec![0.0, 0.0, 1.0], Linear::new()).unwrap();
     let den = OracleDenoiser::new(oracle.clone(), process).unwrap();
     let mut out = Array2::zeros((2, 3));
@@ -53,13 +67,34 @@ fn sequence_level_rates() {
     assert!(reverse_rates_from_denoiser(&ctmc, &den, &[2, 2], -0.1, out.view_mut()).is_err());
     assert!(reverse_rates_from_denoiser(&ctmc, &den, &[2, 5], 0.5, out.view_mut()).is_err());
     assert!(reverse_rates_from_denoiser(&ctmc, &den, &[2], 0.5, out.view_mut()).is_err());
-    assert!(reverse_rates_exact(&ctmc, &oracle, &[2, 2, 2], 0.5, Array2::zeros((3, 3)).view_mut()).is_err());
-    assert!(reverse_rates_exact(&ctmc, &oracle, &[2, 2], 0.5, Array2::zeros((2, 4)).view_mut()).is_err());
+    assert!(
+        reverse_rates_exact(
+            &ctmc,
+            &oracle,
+            &[2, 2, 2],
+            0.5,
+            Array2::zeros((3, 3)).view_mut()
+        )
+        .is_err()
+    );
+    assert!(
+        reverse_rates_exact(
+            &ctmc,
+            &oracle,
+            &[2, 2],
+            0.5,
+            Array2::zeros((2, 4)).view_mut()
+        )
+        .is_err()
+    );
     assert!(reverse_rates_from_denoiser(&ctmc, &den, &[2, 2], 0.5, out.view_mut()).is_ok());
     assert!(reverse_rates_exact(&ctmc, &oracle, &[2, 2], 0.5, out.view_mut()).is_ok());
     // Wrong V for the denoiser.
     let small = Ctmc::new(MixtureGenerator::uniform(2).unwrap(), Linear::new());
-    assert!(reverse_rates_from_denoiser(&small, &den, &[0, 1], 0.5, Array2::zeros((2, 2)).view_mut()).is_err());
+    assert!(
+        reverse_rates_from_denoiser(&small, &den, &[0, 1], 0.5, Array2::zeros((2, 2)).view_mut())
+            .is_err()
+    );
 }
 
 #[test]
@@ -100,7 +135,18 @@ fn step_laws() {
     assert!(tweedie_law_from_x0(&g, f64::NAN, 0.1, 0, &p, &mut ws, &mut o).is_err());
     assert!(tweedie_law_from_x0(&g, 0.5, -0.1, 0, &p, &mut ws, &mut o).is_err());
     assert!(tweedie_law_from_x0(&g, 0.5, 0.1, 0, &[0.2, 0.3, 0.6], &mut ws, &mut o).is_err());
-    assert!(tweedie_law_from_x0(&g, 0.5, 0.1, 0, &p, &mut RateWorkspace::new(2).unwrap(), &mut o).is_err());
+    assert!(
+        tweedie_law_from_x0(
+            &g,
+            0.5,
+            0.1,
+            0,
+            &p,
+            &mut RateWorkspace::new(2).unwrap(),
+            &mut o
+        )
+        .is_err()
+    );
     assert!(corrector_rates(&g, f64::NAN, 0, &r, &mut s, &mut o).is_err());
     assert!(corrector_rates(&g, 1.0, 3, &r, &mut s, &mut o).is_err());
     assert!(corrector_rates(&g, 1.0, 0, &[0.0, 1.0], &mut s, &mut o).is_err());
@@ -114,17 +160,31 @@ fn first_hitting_inputs() {
     assert!(first_hitting_time(&sch, 0.5, 2, 0.0).is_err());
     assert!(first_hitting_time(&sch, 0.5, 2, 1.5).is_err());
     assert!(first_hitting_time(&sch, 0.0, 2, 0.5).is_err()); // nothing masked at t = 0
-    let oracle = MarkovChainOracle::iid(2, 3, vec![0.5, 0.5]).unwrap().embed(&[0, 1], 3).unwrap();
+    let oracle = MarkovChainOracle::iid(2, 3, vec![0.5, 0.5])
+        .unwrap()
+        .embed(&[0, 1], 3)
+        .unwrap();
     let process = MixtureProcess::from_schedule(vec![0.0, 0.0, 1.0], Linear::new()).unwrap();
     let den = OracleDenoiser::new(oracle, process).unwrap();
-    let cfg = FirstHitting { mask_id: 2, t_start: 1.0, seed: 0, stream: 0 };
+    let cfg = FirstHitting {
+        mask_id: 2,
+        t_start: 1.0,
+        seed: 0,
+        stream: 0,
+    };
     assert!(first_hitting_sample(&sch, &den, &mut [], &cfg).is_err());
     assert!(first_hitting_sample(&sch, &den, &mut [2, 2, 9], &cfg).is_err());
     let bad = FirstHitting { mask_id: 3, ..cfg };
     assert!(first_hitting_sample(&sch, &den, &mut [2, 2, 2], &bad).is_err());
-    let bad = FirstHitting { t_start: f64::NAN, ..cfg };
+    let bad = FirstHitting {
+        t_start: f64::NAN,
+        ..cfg
+    };
     assert!(first_hitting_sample(&sch, &den, &mut [2, 2, 2], &bad).is_err());
-    let bad = FirstHitting { t_start: 0.0, ..cfg };
+    let bad = FirstHitting {
+        t_start: 0.0,
+        ..cfg
+    };
     assert!(first_hitting_sample(&sch, &den, &mut [2, 2, 2], &bad).is_err());
     // Nothing masked: nothing to do.
     let out = first_hitting_sample(&sch, &den, &mut [0, 1, 0], &cfg).unwrap();
@@ -133,9 +193,16 @@ fn first_hitting_inputs() {
 
 #[test]
 fn sampler_inputs() {
-    let ctmc = Ctmc::new(MixtureGenerator::absorbing(3, 2).unwrap(), LogLinear::new(1e-3).unwrap());
-    let oracle = MarkovChainOracle::iid(2, 3, vec![0.5, 0.5]).unwrap().embed(&[0, 1], 3).unwrap();
-    let process = MixtureProcess::from_schedule(vec![0.0, 0.0, 1.0], LogLinear::new(1e-3).unwrap()).unwrap();
+    let ctmc = Ctmc::new(
+        MixtureGenerator::absorbing(3, 2).unwrap(),
+        LogLinear::new(1e-3).unwrap(),
+    );
+    let oracle = MarkovChainOracle::iid(2, 3, vec![0.5, 0.5])
+        .unwrap()
+        .embed(&[0, 1], 3)
+        .unwrap();
+    let process =
+        MixtureProcess::from_schedule(vec![0.0, 0.0, 1.0], LogLinear::new(1e-3).unwrap()).unwrap();
     let den = OracleDenoiser::new(oracle, process).unwrap();
     let good = CtmcSampler {
         predictor: Predictor::Euler,
@@ -147,16 +214,32 @@ fn sampler_inputs() {
     };
     let mut x = [2u32, 2, 2];
     assert!(sample_ctmc(&ctmc, &den, &mut x, &good).is_ok());
-    for times in [vec![1.0], vec![0.5, 0.5], vec![0.2, 0.5], vec![1.2, 0.5], vec![1.0, f64::NAN]] {
-        let cfg = CtmcSampler { times, ..good.clone() };
+    for times in [
+        vec![1.0],
+        vec![0.5, 0.5],
+        vec![0.2, 0.5],
+        vec![1.2, 0.5],
+        vec![1.0, f64::NAN],
+    ] {
+        let cfg = CtmcSampler {
+            times,
+            ..good.clone()
+        };
         assert!(sample_ctmc(&ctmc, &den, &mut [2, 2, 2], &cfg).is_err());
     }
     assert!(sample_ctmc(&ctmc, &den, &mut [], &good).is_err());
     assert!(sample_ctmc(&ctmc, &den, &mut [2, 2, 7], &good).is_err());
-    let cfg = CtmcSampler { predictor: Predictor::AbsorbingTweedie { mask_id: 3 }, ..good.clone() };
+    let cfg = CtmcSampler {
+        predictor: Predictor::AbsorbingTweedie { mask_id: 3 },
+        ..good.clone()
+    };
     assert!(sample_ctmc(&ctmc, &den, &mut [2, 2, 2], &cfg).is_err());
     let cfg = CtmcSampler {
-        corrector: Some(Corrector { steps: 1, multiplier: -1.0, mode: TauLeapMode::RejectMultiple }),
+        corrector: Some(Corrector {
+            steps: 1,
+            multiplier: -1.0,
+            mode: TauLeapMode::RejectMultiple,
+        }),
         ..good.clone()
     };
     assert!(sample_ctmc(&ctmc, &den, &mut [2, 2, 2], &cfg).is_err());
@@ -164,7 +247,10 @@ fn sampler_inputs() {
     let lin = Ctmc::new(MixtureGenerator::absorbing(3, 2).unwrap(), Linear::new());
     assert!(sample_ctmc(&lin, &den, &mut [2, 2, 2], &good).is_err());
     // Wrong V.
-    let small = Ctmc::new(MixtureGenerator::uniform(2).unwrap(), LogLinear::new(1e-3).unwrap());
+    let small = Ctmc::new(
+        MixtureGenerator::uniform(2).unwrap(),
+        LogLinear::new(1e-3).unwrap(),
+    );
     assert!(sample_ctmc(&small, &den, &mut [0, 1, 0], &good).is_err());
     let mut cache = DenoiserCache::new(&den, true);
     assert!(cache.logits(&[2, 2, 2], 1.5).is_err());

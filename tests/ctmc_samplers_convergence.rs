@@ -10,8 +10,14 @@ use discrete_diffusion::kernel::ctmc::{Ctmc, MixtureGenerator};
 use discrete_diffusion::sample::ctmc::TauLeapMode;
 use discrete_diffusion::schedule::{Geometric, LogLinear};
 
-fn uniform_setup() -> (Ctmc<MixtureGenerator, Geometric>, discrete_diffusion::model::enumeration::EnumerationOracle) {
-    let ctmc = Ctmc::new(MixtureGenerator::uniform(3).unwrap(), Geometric::new(0.01, 3.0).unwrap());
+fn uniform_setup() -> (
+    Ctmc<MixtureGenerator, Geometric>,
+    discrete_diffusion::model::enumeration::EnumerationOracle,
+) {
+    let ctmc = Ctmc::new(
+        MixtureGenerator::uniform(3).unwrap(),
+        Geometric::new(0.01, 3.0).unwrap(),
+    );
     (ctmc, data_law(3, 3, 3))
 }
 
@@ -53,7 +59,10 @@ fn analytic_step_is_first_order_across_positions() {
 #[test]
 fn analytic_step_is_exact_for_one_token() {
     // L = 1: the per-position law is the whole kernel, and it is the exact reversal.
-    let ctmc = Ctmc::new(MixtureGenerator::uniform(3).unwrap(), Geometric::new(0.01, 3.0).unwrap());
+    let ctmc = Ctmc::new(
+        MixtureGenerator::uniform(3).unwrap(),
+        Geometric::new(0.01, 3.0).unwrap(),
+    );
     let oracle = data_law(3, 3, 1);
     let target = marginal(&ctmc, &oracle, 0.0);
     for n in [1, 3, 10] {
@@ -61,7 +70,10 @@ fn analytic_step_is_exact_for_one_token() {
         assert!(tv(&p, &target) < 1e-13, "{n}: {}", tv(&p, &target));
     }
     // Absorbing too.
-    let ctmc = Ctmc::new(MixtureGenerator::absorbing(3, 2).unwrap(), LogLinear::new(1e-3).unwrap());
+    let ctmc = Ctmc::new(
+        MixtureGenerator::absorbing(3, 2).unwrap(),
+        LogLinear::new(1e-3).unwrap(),
+    );
     let oracle = data_law(2, 3, 1);
     let target = marginal(&ctmc, &oracle, 0.0);
     let p = propagate(&ctmc, &oracle, Sampler::plain(Scheme::Tweedie), 4, 1.0, 0.0);
@@ -70,7 +82,10 @@ fn analytic_step_is_exact_for_one_token() {
 
 #[test]
 fn first_hitting_is_exact() {
-    let ctmc = Ctmc::new(MixtureGenerator::absorbing(3, 2).unwrap(), LogLinear::new(1e-3).unwrap());
+    let ctmc = Ctmc::new(
+        MixtureGenerator::absorbing(3, 2).unwrap(),
+        LogLinear::new(1e-3).unwrap(),
+    );
     let oracle = data_law(2, 3, 3);
     for t in [0.3, 0.9] {
         let p = first_hitting_law(&ctmc, &oracle, 2, t);
@@ -83,7 +98,10 @@ fn corrector_beats_its_predictor_at_equal_nfe() {
     // Started where samplers start, at the prior π^{⊗L} (≠ p_1 since σ̄(1) = 1.5), the
     // predictor keeps the start's error; the corrector (which leaves p_t invariant) removes
     // it. Compared at equal NFE: PC with n steps and one corrector vs 2n predictor steps.
-    let ctmc = Ctmc::new(MixtureGenerator::uniform(3).unwrap(), Geometric::new(0.01, 1.5).unwrap());
+    let ctmc = Ctmc::new(
+        MixtureGenerator::uniform(3).unwrap(),
+        Geometric::new(0.01, 1.5).unwrap(),
+    );
     let oracle = data_law(3, 3, 3);
     let target = marginal(&ctmc, &oracle, 0.0);
     let start = prior(&ctmc, &oracle);
@@ -92,11 +110,25 @@ fn corrector_beats_its_predictor_at_equal_nfe() {
         (Scheme::Euler, 0.5),
     ] {
         let pred = Sampler::plain(predictor);
-        let pc = Sampler { predictor, correctors: 1, multiplier };
+        let pc = Sampler {
+            predictor,
+            correctors: 1,
+            multiplier,
+        };
         for n in [16, 32] {
-            let e_pc = tv(&propagate_from(&ctmc, &oracle, pc, n, 1.0, 0.0, start.clone()), &target);
-            let e_p = tv(&propagate_from(&ctmc, &oracle, pred, 2 * n, 1.0, 0.0, start.clone()), &target);
-            assert!(e_pc < e_p, "{predictor:?} {n}: PC {e_pc} vs predictor {e_p} at {} NFE", 2 * n);
+            let e_pc = tv(
+                &propagate_from(&ctmc, &oracle, pc, n, 1.0, 0.0, start.clone()),
+                &target,
+            );
+            let e_p = tv(
+                &propagate_from(&ctmc, &oracle, pred, 2 * n, 1.0, 0.0, start.clone()),
+                &target,
+            );
+            assert!(
+                e_pc < e_p,
+                "{predictor:?} {n}: PC {e_pc} vs predictor {e_p} at {} NFE",
+                2 * n
+            );
         }
     }
 }

@@ -7,11 +7,11 @@ use discrete_diffusion::kernel::mixture::MixtureProcess;
 use discrete_diffusion::model::markov::MarkovChainOracle;
 use discrete_diffusion::model::oracle::{ExactPosterior, OracleDenoiser};
 use discrete_diffusion::param::reverse::reverse_rates_exact;
+use discrete_diffusion::param::reverse::{CtmcChannel, RateWorkspace};
 use discrete_diffusion::sample::ctmc::{
     CtmcSampler, FirstHitting, Predictor, TauLeapMode, euler_law, first_hitting_sample,
     sample_ctmc, tau_leaping_law, tweedie_law_from_x0,
 };
-use discrete_diffusion::param::reverse::{CtmcChannel, RateWorkspace};
 use discrete_diffusion::schedule::{Geometric, Linear, LogLinear};
 use ndarray::Array2;
 use statrs::distribution::{ChiSquared, ContinuousCDF};
@@ -55,11 +55,23 @@ fn first_hitting_matches_a_markov_chain_at_length_64() {
     let mut counts = vec![vec![0.0; 9]; pairs.len()];
     for stream in 0..n {
         let mut x = vec![mask; l];
-        let cfg = FirstHitting { mask_id: mask, t_start: 1.0, seed: 2024, stream };
+        let cfg = FirstHitting {
+            mask_id: mask,
+            t_start: 1.0,
+            seed: 2024,
+            stream,
+        };
         let out = first_hitting_sample(&Linear::new(), &den, &mut x, &cfg).unwrap();
         assert_eq!(out.nfe, l);
-        assert!(out.reveals.windows(2).all(|w| w[1].0 <= w[0].0), "times decrease");
-        let back = |tok: u32| ids.iter().position(|&i| i == tok).expect("unmasked data token");
+        assert!(
+            out.reveals.windows(2).all(|w| w[1].0 <= w[0].0),
+            "times decrease"
+        );
+        let back = |tok: u32| {
+            ids.iter()
+                .position(|&i| i == tok)
+                .expect("unmasked data token")
+        };
         for (k, &(a, b)) in pairs.iter().enumerate() {
             counts[k][back(x[a]) * 3 + back(x[b])] += 1.0;
         }
@@ -68,11 +80,16 @@ fn first_hitting_matches_a_markov_chain_at_length_64() {
         // p(x_a) = INIT·P^a, then p(x_a, x_{a+1}) = p(x_a) P.
         let mut m = INIT.to_vec();
         for _ in 0..a {
-            m = (0..3).map(|j| (0..3).map(|i| m[i] * P[i * 3 + j]).sum()).collect();
+            m = (0..3)
+                .map(|j| (0..3).map(|i| m[i] * P[i * 3 + j]).sum())
+                .collect();
         }
         let probs: Vec<f64> = (0..9).map(|c| m[c / 3] * P[c]).collect();
         let (stat, df) = chi2(&counts[k], &probs, n as f64);
-        assert!(stat < quantile(df, 0.999), "pair {pairs:?}[{k}]: χ² = {stat} (df {df})");
+        assert!(
+            stat < quantile(df, 0.999),
+            "pair {pairs:?}[{k}]: χ² = {stat} (df {df})"
+        );
     }
 }
 
@@ -131,7 +148,10 @@ fn one_predictor_step_draws_its_law() {
             counts[x[0] as usize] += 1.0;
         }
         let (stat, df) = chi2(&counts, &law, n as f64);
-        assert!(stat < quantile(df, 0.999), "{pred:?}: χ² = {stat}, law {law:?}, counts {counts:?}");
+        assert!(
+            stat < quantile(df, 0.999),
+            "{pred:?}: χ² = {stat}, law {law:?}, counts {counts:?}"
+        );
     }
 }
 
@@ -142,8 +162,13 @@ fn masked_setup() -> (
     let l = 8;
     let chain = MarkovChainOracle::new(3, 1, l, INIT.to_vec(), P.to_vec()).unwrap();
     let oracle = chain.embed(&[0, 1, 2], 4).unwrap();
-    let ctmc = Ctmc::new(MixtureGenerator::absorbing(4, 3).unwrap(), LogLinear::new(1e-3).unwrap());
-    let process = MixtureProcess::from_schedule(vec![0.0, 0.0, 0.0, 1.0], LogLinear::new(1e-3).unwrap()).unwrap();
+    let ctmc = Ctmc::new(
+        MixtureGenerator::absorbing(4, 3).unwrap(),
+        LogLinear::new(1e-3).unwrap(),
+    );
+    let process =
+        MixtureProcess::from_schedule(vec![0.0, 0.0, 0.0, 1.0], LogLinear::new(1e-3).unwrap())
+            .unwrap();
     (ctmc, OracleDenoiser::new(oracle, process).unwrap())
 }
 
@@ -152,7 +177,10 @@ fn caching_skips_calls_and_changes_nothing() {
     let (ctmc, den) = masked_setup();
     let steps = 64;
     let times: Vec<f64> = (0..=steps).map(|k| 1.0 - k as f64 / steps as f64).collect();
-    for pred in [Predictor::Tweedie, Predictor::AbsorbingTweedie { mask_id: 3 }] {
+    for pred in [
+        Predictor::Tweedie,
+        Predictor::AbsorbingTweedie { mask_id: 3 },
+    ] {
         for stream in 0..20 {
             let run = |cached: bool| {
                 let mut x = vec![3u32; 8];
@@ -201,10 +229,14 @@ fn results_depend_only_on_seed_and_stream() {
 
 #[test]
 fn corrector_runs_and_counts_its_evaluations() {
-    let ctmc = Ctmc::new(MixtureGenerator::uniform(3).unwrap(), Geometric::new(0.05, 2.0).unwrap());
+    let ctmc = Ctmc::new(
+        MixtureGenerator::uniform(3).unwrap(),
+        Geometric::new(0.05, 2.0).unwrap(),
+    );
     let oracle = MarkovChainOracle::new(3, 1, 6, INIT.to_vec(), P.to_vec()).unwrap();
     let process =
-        MixtureProcess::from_schedule(vec![1.0 / 3.0; 3], Geometric::new(0.05, 2.0).unwrap()).unwrap();
+        MixtureProcess::from_schedule(vec![1.0 / 3.0; 3], Geometric::new(0.05, 2.0).unwrap())
+            .unwrap();
     let den = OracleDenoiser::new(oracle, process).unwrap();
     let mut x = vec![0u32, 1, 2, 0, 1, 2];
     let cfg = CtmcSampler {

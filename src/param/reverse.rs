@@ -11,7 +11,7 @@
 //!
 //! so one position needs only the single-token ratios `p_t(x^{i←y})/p_t(x)` (the concrete
 //! score). This module gets them three ways and hands them to
-//! [`reverse_rate_row`](crate::kernel::ctmc::reverse_rate_row):
+//! [`reverse_rate_row`]:
 //!
 //! * **concrete score** given directly (a SEDD-style network, or an oracle):
 //!   [`reverse_rates_from_score`];
@@ -210,8 +210,18 @@ pub(crate) fn rates_from_logit_rows<G: RateGenerator, S: Schedule>(
     let mut row = vec![0.0; v];
     for (i, &x) in tokens.iter().enumerate() {
         let lrow = logits.row(i);
-        let lrow = lrow.as_slice().ok_or_else(|| Error::invalid("logits", "not contiguous"))?;
-        reverse_rates_from_logits(ctmc.generator(), sigma, sigma_bar, x, lrow, &mut ws, &mut row)?;
+        let lrow = lrow
+            .as_slice()
+            .ok_or_else(|| Error::invalid("logits", "not contiguous"))?;
+        reverse_rates_from_logits(
+            ctmc.generator(),
+            sigma,
+            sigma_bar,
+            x,
+            lrow,
+            &mut ws,
+            &mut row,
+        )?;
         out.row_mut(i).assign(&ndarray::ArrayView1::from(&row[..]));
     }
     Ok(())
@@ -251,9 +261,8 @@ pub(crate) fn denoiser_logits<D: Denoiser + ?Sized>(
     let times = Array1::from_elem(1, t);
     let mut out = Array3::<f32>::zeros((1, l, v));
     denoiser.logits(toks, times.view(), out.view_mut())?;
-    Ok(out
-        .into_shape_with_order((l, v))
-        .map_err(|e| Error::invalid("logits", e.to_string()))?)
+    out.into_shape_with_order((l, v))
+        .map_err(|e| Error::invalid("logits", e.to_string()))
 }
 
 fn check_rows_out(out: &ArrayViewMut2<'_, f64>, l: usize, v: usize) -> Result<()> {
@@ -356,7 +365,9 @@ where
     let mut row = vec![0.0; v];
     for (i, &x) in tokens.iter().enumerate() {
         let r = ratios.row(i);
-        let r = r.as_slice().ok_or_else(|| Error::invalid("ratios", "not contiguous"))?;
+        let r = r
+            .as_slice()
+            .ok_or_else(|| Error::invalid("ratios", "not contiguous"))?;
         reverse_rates_from_score(ctmc.generator(), sigma, x, r, &mut ws, &mut row)?;
         out.row_mut(i).assign(&ndarray::ArrayView1::from(&row[..]));
     }

@@ -6,7 +6,7 @@
 //! per-position law (Euler, τ-leaping, analytic). Its kernel over the `V^L` joint states is
 //! the product of those laws; applying it to the exact law of `x_t` gives the exact law of
 //! the sampler's output, so errors are measured without Monte-Carlo noise.
-#![allow(dead_code)]
+#![allow(dead_code, clippy::needless_range_loop)]
 
 use discrete_diffusion::kernel::ctmc::{Ctmc, RateGenerator};
 use discrete_diffusion::model::enumeration::EnumerationOracle;
@@ -132,8 +132,7 @@ fn predictor_laws<G: RateGenerator, S: Schedule>(
             for i in 0..l {
                 let p = post.row(i).to_vec();
                 let mut out = vec![0.0; v];
-                tweedie_law_from_x0(ctmc.generator(), st, ss, x[i], &p, &mut ws, &mut out)
-                    .unwrap();
+                tweedie_law_from_x0(ctmc.generator(), st, ss, x[i], &p, &mut ws, &mut out).unwrap();
                 laws.row_mut(i).assign(&ndarray::ArrayView1::from(&out[..]));
             }
         }
@@ -181,10 +180,15 @@ pub fn propagate<G: RateGenerator, S: Schedule>(
 
 /// The product law `π^{⊗L}` of the generator's limit (`exp(∞·Q)` rows): where samplers
 /// start in practice.
-pub fn prior<G: RateGenerator, S: Schedule>(ctmc: &Ctmc<G, S>, oracle: &EnumerationOracle) -> Vec<f64> {
+pub fn prior<G: RateGenerator, S: Schedule>(
+    ctmc: &Ctmc<G, S>,
+    oracle: &EnumerationOracle,
+) -> Vec<f64> {
     let v = ctmc.vocab_size();
     let mut pi = vec![0.0; v];
-    ctmc.generator().transition_row(0, f64::INFINITY, &mut pi).unwrap();
+    ctmc.generator()
+        .transition_row(0, f64::INFINITY, &mut pi)
+        .unwrap();
     states(oracle)
         .iter()
         .map(|x| x.iter().map(|&y| pi[y as usize]).product())
@@ -211,7 +215,9 @@ pub fn propagate_from<G: RateGenerator, S: Schedule>(
         if s > 0.0 {
             for _ in 0..sampler.correctors {
                 let dt = sampler.multiplier * (t - s);
-                p = apply(&p, &states, oracle, |x| corrector_laws(ctmc, oracle, x, s, dt));
+                p = apply(&p, &states, oracle, |x| {
+                    corrector_laws(ctmc, oracle, x, s, dt)
+                });
             }
         }
     }

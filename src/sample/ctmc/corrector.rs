@@ -92,6 +92,8 @@ mod tests {
         assert!(flow.iter().all(|f| f.abs() < 1e-15), "{flow:?}");
         let mut s = [0.0; 4];
         assert!(corrector_rates(&g, -1.0, 0, &[0.0; 4], &mut s, &mut [0.0; 4]).is_err());
-        assert!(corrector_rates(&g, 1.0, 0, &[0.0, -1.0, 0.0, 0.0], &mut s, &mut [0.0; 4]).is_err());
+        assert!(
+            corrector_rates(&g, 1.0, 0, &[0.0, -1.0, 0.0, 0.0], &mut s, &mut [0.0; 4]).is_err()
+        );
     }
 }

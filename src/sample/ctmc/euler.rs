@@ -24,7 +24,10 @@ pub(crate) fn check_rates(rates: &[f64], x: u32, h: f64) -> Result<f64> {
     let xi = validate::token("x", x, rates.len())?;
     let h = validate::finite("h", h)?;
     if h < 0.0 {
-        return Err(Error::invalid("h", format!("step size must be ≥ 0, got {h}")));
+        return Err(Error::invalid(
+            "h",
+            format!("step size must be ≥ 0, got {h}"),
+        ));
     }
     let mut total = 0.0;
     for (y, &r) in rates.iter().enumerate() {

@@ -56,7 +56,7 @@ pub fn first_hitting_time<S: Schedule + ?Sized>(
         return Err(Error::invalid("u", format!("must be in (0, 1], got {u}")));
     }
     let mt = schedule.move_chance(t)?;
-    if !(mt > 0.0) {
+    if mt.is_nan() || mt <= 0.0 {
         return Err(Error::ZeroProbability {
             what: format!("a masked token at t = {t}: 1 − α(t) = {mt}"),
         });

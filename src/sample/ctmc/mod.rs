@@ -35,7 +35,9 @@ pub mod tweedie;
 
 pub use corrector::corrector_rates;
 pub use euler::{euler_draw, euler_law};
-pub use first_hitting::{FirstHitting, FirstHittingOutput, first_hitting_sample, first_hitting_time};
+pub use first_hitting::{
+    FirstHitting, FirstHittingOutput, first_hitting_sample, first_hitting_time,
+};
 pub use sampler::{
     Corrector, CtmcSampleOutput, CtmcSampler, DenoiserCache, Predictor, sample_ctmc,
 };

@@ -140,7 +140,12 @@ fn check_grid(times: &[f64]) -> Result<()> {
         if w[1] >= w[0] {
             return Err(Error::invalid(
                 "times",
-                format!("must be strictly decreasing: times[{k}] = {} ≤ times[{}] = {}", w[0], k + 1, w[1]),
+                format!(
+                    "must be strictly decreasing: times[{k}] = {} ≤ times[{}] = {}",
+                    w[0],
+                    k + 1,
+                    w[1]
+                ),
             ));
         }
     }
@@ -187,7 +192,10 @@ where
     if let Some(c) = &cfg.corrector {
         let m = validate::finite("multiplier", c.multiplier)?;
         if m < 0.0 {
-            return Err(Error::invalid("multiplier", format!("must be ≥ 0, got {m}")));
+            return Err(Error::invalid(
+                "multiplier",
+                format!("must be ≥ 0, got {m}"),
+            ));
         }
     }
     if let Predictor::AbsorbingTweedie { mask_id } = cfg.predictor {
@@ -212,11 +220,23 @@ where
                 let (sigma, sigma_bar) = rate_and_total(ctmc, t)?;
                 for (i, x) in tokens.iter_mut().enumerate() {
                     let row = logits.row(i);
-                    let row = row.as_slice().ok_or_else(|| Error::invalid("logits", "not contiguous"))?;
-                    reverse_rates_from_logits(ctmc.generator(), sigma, sigma_bar, *x, row, &mut ws, &mut rates)?;
+                    let row = row
+                        .as_slice()
+                        .ok_or_else(|| Error::invalid("logits", "not contiguous"))?;
+                    reverse_rates_from_logits(
+                        ctmc.generator(),
+                        sigma,
+                        sigma_bar,
+                        *x,
+                        row,
+                        &mut ws,
+                        &mut rates,
+                    )?;
                     let mut rng = CounterRng::new(key, Purpose::CATEGORICAL, step, i as u32);
                     *x = match cfg.predictor {
-                        Predictor::TauLeaping(mode) => tau_leaping_draw(&rates, *x, h, mode, &mut rng)?,
+                        Predictor::TauLeaping(mode) => {
+                            tau_leaping_draw(&rates, *x, h, mode, &mut rng)?
+                        }
                         _ => euler_draw(&rates, *x, h, rng.uniform())?,
                     };
                 }
@@ -241,8 +261,19 @@ where
                 let toks = ndarray::ArrayViewMut2::from_shape((1, l), &mut *tokens)
                     .map_err(|e| Error::invalid("tokens", e.to_string()))?;
                 let streams = [cfg.stream];
-                let rng = StepRng { seed: cfg.seed, streams: &streams, step };
-                mdlm_ancestral_step(&backend, ctmc.schedule(), view3, toks, &MdlmStep { mask_id, t, s }, &rng)?;
+                let rng = StepRng {
+                    seed: cfg.seed,
+                    streams: &streams,
+                    step,
+                };
+                mdlm_ancestral_step(
+                    &backend,
+                    ctmc.schedule(),
+                    view3,
+                    toks,
+                    &MdlmStep { mask_id, t, s },
+                    &rng,
+                )?;
             }
         }
         if let Some(c) = cfg.corrector {
@@ -256,8 +287,18 @@ where
                 let cstep = step + j as u32 + 1;
                 for (i, x) in tokens.iter_mut().enumerate() {
                     let row = logits.row(i);
-                    let row = row.as_slice().ok_or_else(|| Error::invalid("logits", "not contiguous"))?;
-                    reverse_rates_from_logits(ctmc.generator(), sigma, sigma_bar, *x, row, &mut ws, &mut rates)?;
+                    let row = row
+                        .as_slice()
+                        .ok_or_else(|| Error::invalid("logits", "not contiguous"))?;
+                    reverse_rates_from_logits(
+                        ctmc.generator(),
+                        sigma,
+                        sigma_bar,
+                        *x,
+                        row,
+                        &mut ws,
+                        &mut rates,
+                    )?;
                     corrector_rates(ctmc.generator(), sigma, *x, &rates, &mut law, &mut corr)?;
                     let mut rng = CounterRng::new(key, Purpose::CATEGORICAL, cstep, i as u32);
                     *x = tau_leaping_draw(&corr, *x, c.multiplier * h, c.mode, &mut rng)?;

@@ -102,7 +102,11 @@ pub fn tau_leaping_law(
                     });
                 }
                 let mut next = vec![0.0; width];
-                let shift = if d < 0 { (pmf.len() - 1) as i64 * -d } else { 0 };
+                let shift = if d < 0 {
+                    (pmf.len() - 1) as i64 * -d
+                } else {
+                    0
+                };
                 for (a, &pa) in dist.iter().enumerate() {
                     if pa == 0.0 {
                         continue;
@@ -249,7 +253,9 @@ pub fn tau_leaping_draw(
                 let n = poisson(h * r, rng)?;
                 d = d.saturating_add((n as i64).saturating_mul(y as i64 - xi as i64));
             }
-            Ok((xi as i64).saturating_add(d).clamp(0, rates.len() as i64 - 1) as u32)
+            Ok((xi as i64)
+                .saturating_add(d)
+                .clamp(0, rates.len() as i64 - 1) as u32)
         }
     }
 }
@@ -273,8 +279,14 @@ mod tests {
             let mean = s / n as f64;
             let var = s2 / n as f64 - mean * mean;
             // 5 standard errors of the mean, and of the variance (≈ sqrt(2/n)·μ + …).
-            assert!((mean - mu).abs() < 5.0 * (mu / n as f64).sqrt(), "{mu}: {mean}");
-            assert!((var - mu).abs() < 5.0 * mu * (2.0 / n as f64).sqrt() + 0.05, "{mu}: {var}");
+            assert!(
+                (mean - mu).abs() < 5.0 * (mu / n as f64).sqrt(),
+                "{mu}: {mean}"
+            );
+            assert!(
+                (var - mu).abs() < 5.0 * mu * (2.0 / n as f64).sqrt() + 0.05,
+                "{mu}: {var}"
+            );
         }
         let mut rng = CounterRng::new(RngKey::new(7), Purpose::CATEGORICAL, 0, 0);
         assert!(poisson(-1.0, &mut rng).is_err());

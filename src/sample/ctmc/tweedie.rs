@@ -86,7 +86,7 @@ pub fn staggered_score<G: InverseTransition + ?Sized>(
 fn clamp_normalise(out: &mut [f64]) -> Result<()> {
     let mut total = 0.0;
     for o in out.iter_mut() {
-        if !(*o > 0.0) {
+        if o.is_nan() || *o <= 0.0 {
             *o = 0.0;
         }
         total += *o;
@@ -121,7 +121,9 @@ pub fn tweedie_law_from_score<G: InverseTransition + ?Sized>(
     validate::len("out", out.len(), v)?;
     generator.inverse_transition_vecmat(score, delta, scratch)?;
     generator.transition_col(x, delta, out)?;
-    out.iter_mut().zip(scratch.iter()).for_each(|(o, &s)| *o *= s);
+    out.iter_mut()
+        .zip(scratch.iter())
+        .for_each(|(o, &s)| *o *= s);
     clamp_normalise(out)
 }
 
@@ -195,7 +197,9 @@ pub fn tweedie_law_from_x0<G: RateGenerator + ?Sized>(
     }
     generator.transition_vecmat(&ws.scratch, sigma_bar_s, &mut ws.ratio)?;
     generator.transition_col(x, delta, out)?;
-    out.iter_mut().zip(ws.ratio.iter()).for_each(|(o, &r)| *o *= r);
+    out.iter_mut()
+        .zip(ws.ratio.iter())
+        .for_each(|(o, &r)| *o *= r);
     clamp_normalise(out)
 }
 
