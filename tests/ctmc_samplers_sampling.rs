@@ -257,3 +257,98 @@ fn corrector_runs_and_counts_its_evaluations() {
     assert!(out.nfe <= 4 + 3 * 2 && out.nfe >= 4, "{}", out.nfe);
     assert_eq!(out.steps, 4);
 }
+
+/// Ordinal τ-leaping with large jump means (the PTRS Poisson path) draws the law that
+/// `tau_leaping_law` computes by convolution.
+#[test]
+fn ordinal_tau_leaping_with_large_means_draws_its_law() {
+    use discrete_diffusion::rng::{CounterRng, Purpose, RngKey};
+    use discrete_diffusion::sample::ctmc::tau_leaping_draw;
+    let v = 40;
+    let x = 20u32;
+    let mut rates = vec![0.0; v];
+    rates[21] = 15.0;
+    rates[19] = 12.0;
+    rates[25] = 0.4;
+    let mut law = vec![0.0; v];
+    let tail = tau_leaping_law(&rates, x, 1.0, TauLeapMode::Ordinal, &mut law).unwrap();
+    assert!(tail < 1e-13);
+    let n = 20_000;
+    let mut counts = vec![0.0; v];
+    for i in 0..n {
+        let mut rng = CounterRng::new(RngKey::for_stream(3, i), Purpose::CATEGORICAL, 0, 0);
+        counts
+            [tau_leaping_draw(&rates, x, 1.0, TauLeapMode::Ordinal, &mut rng).unwrap() as usize] +=
+            1.0;
+    }
+    // Pool cells with expectation below 5 into their neighbours' tail bins.
+    let (mut c2, mut p2) = (vec![], vec![]);
+    let (mut cacc, mut pacc) = (0.0, 0.0);
+    for (c, p) in counts.iter().zip(&law) {
+        cacc += c;
+        pacc += p;
+        if pacc * n as f64 >= 5.0 {
+            c2.push(cacc);
+            p2.push(pacc);
+            cacc = 0.0;
+            pacc = 0.0;
+        }
+    }
+    *c2.last_mut().unwrap() += cacc;
+    *p2.last_mut().unwrap() += pacc;
+    let (stat, df) = chi2(&c2, &p2, n as f64);
+    assert!(stat < quantile(df, 0.999), "χ² = {stat} (df {df})");
+}
+
+/// The backend-fused absorbing analytic step draws the same law as the generic one.
+#[test]
+fn absorbing_tweedie_on_the_backend_draws_the_analytic_law() {
+    let (ctmc, den) = masked_setup();
+    let (t, s) = (0.7, 0.4);
+    let x = vec![3u32, 0, 3, 3, 1, 3, 3, 2];
+    // Exact per-position law of position 2 (masked) from the denoiser's posterior.
+    let logits = {
+        use discrete_diffusion::model::Denoiser;
+        use ndarray::{Array1, Array3, ArrayView2};
+        let mut out = Array3::<f32>::zeros((1, 8, 4));
+        den.logits(
+            ArrayView2::from_shape((1, 8), &x).unwrap(),
+            Array1::from_elem(1, t).view(),
+            out.view_mut(),
+        )
+        .unwrap();
+        out
+    };
+    let mut p = vec![0.0; 4];
+    discrete_diffusion::math::softmax_into(logits.slice(ndarray::s![0, 2, ..]).iter(), &mut p)
+        .unwrap();
+    let (st, ss) = (ctmc.total_noise(t).unwrap(), ctmc.total_noise(s).unwrap());
+    let mut ws = RateWorkspace::new(4).unwrap();
+    let mut law = vec![0.0; 4];
+    tweedie_law_from_x0(ctmc.generator(), st, ss, 3, &p, &mut ws, &mut law).unwrap();
+    let n = 6000;
+    let mut counts = vec![0.0; 4];
+    for stream in 0..n {
+        let mut y = x.clone();
+        let cfg = CtmcSampler {
+            predictor: Predictor::AbsorbingTweedie { mask_id: 3 },
+            corrector: None,
+            times: vec![t, s],
+            seed: 17,
+            stream,
+            time_independent_denoiser: true,
+        };
+        sample_ctmc(&ctmc, &den, &mut y, &cfg).unwrap();
+        assert_eq!(
+            (y[1], y[4], y[7]),
+            (0, 1, 2),
+            "unmasked tokens are carried over"
+        );
+        counts[y[2] as usize] += 1.0;
+    }
+    let (stat, df) = chi2(&counts, &law, n as f64);
+    assert!(
+        stat < quantile(df, 0.999),
+        "χ² = {stat}, law {law:?}, counts {counts:?}"
+    );
+}

@@ -207,6 +207,7 @@ where
     let mut rates = vec![0.0; v];
     let mut law = vec![0.0; v];
     let mut corr = vec![0.0; v];
+    let mut p = vec![0.0; v];
     let n_corr = cfg.corrector.map_or(0, |c| c.steps);
     let stride = n_corr as u32 + 1;
     let backend = CpuBackend::new();
@@ -214,7 +215,7 @@ where
         let (t, s) = (w[0], w[1]);
         let h = t - s;
         let step = k as u32 * stride;
-        let logits = cache.logits(tokens, t)?.to_owned();
+        let logits = cache.logits(tokens, t)?;
         match cfg.predictor {
             Predictor::Euler | Predictor::TauLeaping(_) => {
                 let (sigma, sigma_bar) = rate_and_total(ctmc, t)?;
@@ -244,7 +245,6 @@ where
             Predictor::Tweedie => {
                 let st = ctmc.total_noise(t)?;
                 let ss = ctmc.total_noise(s)?;
-                let mut p = vec![0.0; v];
                 for (i, x) in tokens.iter_mut().enumerate() {
                     softmax_into(logits.row(i).iter(), &mut p)?;
                     tweedie_law_from_x0(ctmc.generator(), st, ss, *x, &p, &mut ws, &mut law)?;
@@ -283,7 +283,7 @@ where
             }
             let sigma_bar = ctmc.total_noise(s)?;
             for j in 0..c.steps {
-                let logits = cache.logits(tokens, s)?.to_owned();
+                let logits = cache.logits(tokens, s)?;
                 let cstep = step + j as u32 + 1;
                 for (i, x) in tokens.iter_mut().enumerate() {
                     let row = logits.row(i);
