@@ -9,7 +9,7 @@ use discrete_diffusion::param::reverse::*;
 use discrete_diffusion::rng::{CounterRng, Purpose, RngKey};
 use discrete_diffusion::sample::ctmc::*;
 use discrete_diffusion::schedule::{Linear, LogLinear};
-use ndarray::Array2;
+use ndarray::{Array2, ArrayView2};
 
 fn rng() -> CounterRng {
     CounterRng::new(RngKey::new(1), Purpose::CATEGORICAL, 0, 0)
@@ -209,11 +209,10 @@ fn sampler_inputs() {
         corrector: None,
         times: vec![1.0, 0.5, 0.0],
         seed: 0,
-        stream: 0,
         time_independent_denoiser: false,
     };
     let mut x = [2u32, 2, 2];
-    assert!(sample_ctmc(&ctmc, &den, &mut x, &good).is_ok());
+    assert!(sample_ctmc(&ctmc, &den, &mut x, 0, &good).is_ok());
     for times in [
         vec![1.0],
         vec![0.5, 0.5],
@@ -225,15 +224,15 @@ fn sampler_inputs() {
             times,
             ..good.clone()
         };
-        assert!(sample_ctmc(&ctmc, &den, &mut [2, 2, 2], &cfg).is_err());
+        assert!(sample_ctmc(&ctmc, &den, &mut [2, 2, 2], 0, &cfg).is_err());
     }
-    assert!(sample_ctmc(&ctmc, &den, &mut [], &good).is_err());
-    assert!(sample_ctmc(&ctmc, &den, &mut [2, 2, 7], &good).is_err());
+    assert!(sample_ctmc(&ctmc, &den, &mut [], 0, &good).is_err());
+    assert!(sample_ctmc(&ctmc, &den, &mut [2, 2, 7], 0, &good).is_err());
     let cfg = CtmcSampler {
         predictor: Predictor::AbsorbingTweedie { mask_id: 3 },
         ..good.clone()
     };
-    assert!(sample_ctmc(&ctmc, &den, &mut [2, 2, 2], &cfg).is_err());
+    assert!(sample_ctmc(&ctmc, &den, &mut [2, 2, 2], 0, &cfg).is_err());
     let cfg = CtmcSampler {
         corrector: Some(Corrector {
             steps: 1,
@@ -242,22 +241,70 @@ fn sampler_inputs() {
         }),
         ..good.clone()
     };
-    assert!(sample_ctmc(&ctmc, &den, &mut [2, 2, 2], &cfg).is_err());
+    assert!(sample_ctmc(&ctmc, &den, &mut [2, 2, 2], 0, &cfg).is_err());
     // Linear schedule: σ(1) = ∞, Euler cannot start there.
     let lin = Ctmc::new(MixtureGenerator::absorbing(3, 2).unwrap(), Linear::new());
-    assert!(sample_ctmc(&lin, &den, &mut [2, 2, 2], &good).is_err());
+    assert!(sample_ctmc(&lin, &den, &mut [2, 2, 2], 0, &good).is_err());
     // Wrong V.
     let small = Ctmc::new(
         MixtureGenerator::uniform(2).unwrap(),
         LogLinear::new(1e-3).unwrap(),
     );
-    assert!(sample_ctmc(&small, &den, &mut [0, 1, 0], &good).is_err());
+    assert!(sample_ctmc(&small, &den, &mut [0, 1, 0], 0, &good).is_err());
     let mut cache = DenoiserCache::new(&den, true);
-    assert!(cache.logits(&[2, 2, 2], 1.5).is_err());
-    assert!(cache.logits(&[], 0.5).is_err());
-    assert!(cache.logits(&[2, 2, 9], 0.5).is_err());
+    assert!(
+        cache
+            .logits(ArrayView2::from_shape((1, 3), &[2, 2, 2]).unwrap(), 1.5)
+            .is_err()
+    );
+    assert!(
+        cache
+            .logits(ArrayView2::from_shape((1, 0), &[]).unwrap(), 0.5)
+            .is_err()
+    );
+    assert!(
+        cache
+            .logits(ArrayView2::from_shape((1, 3), &[2, 2, 9]).unwrap(), 0.5)
+            .is_err()
+    );
     assert_eq!(cache.nfe(), 0);
-    assert!(cache.logits(&[2, 2, 2], 0.5).is_ok());
-    assert!(cache.logits(&[2, 2, 2], 0.4).is_ok());
+    assert!(
+        cache
+            .logits(ArrayView2::from_shape((1, 3), &[2, 2, 2]).unwrap(), 0.5)
+            .is_ok()
+    );
+    assert!(
+        cache
+            .logits(ArrayView2::from_shape((1, 3), &[2, 2, 2]).unwrap(), 0.4)
+            .is_ok()
+    );
     assert_eq!(cache.nfe(), 1);
+}
+
+#[test]
+fn batch_inputs() {
+    let ctmc = Ctmc::new(
+        MixtureGenerator::absorbing(3, 2).unwrap(),
+        LogLinear::new(1e-3).unwrap(),
+    );
+    let oracle = MarkovChainOracle::iid(2, 3, vec![0.5, 0.5])
+        .unwrap()
+        .embed(&[0, 1], 3)
+        .unwrap();
+    let process =
+        MixtureProcess::from_schedule(vec![0.0, 0.0, 1.0], LogLinear::new(1e-3).unwrap()).unwrap();
+    let den = OracleDenoiser::new(oracle, process).unwrap();
+    let cfg = CtmcSampler {
+        predictor: Predictor::Tweedie,
+        corrector: None,
+        times: vec![1.0, 0.5, 0.0],
+        seed: 0,
+        time_independent_denoiser: true,
+    };
+    let mut x = Array2::from_elem((2, 3), 2u32);
+    assert!(sample_ctmc_batch(&ctmc, &den, x.view_mut(), &[0], &cfg).is_err());
+    assert!(sample_ctmc_batch(&ctmc, &den, x.view_mut(), &[0, 1, 2], &cfg).is_err());
+    let mut empty = Array2::<u32>::zeros((0, 3));
+    assert!(sample_ctmc_batch(&ctmc, &den, empty.view_mut(), &[], &cfg).is_err());
+    assert!(sample_ctmc_batch(&ctmc, &den, x.view_mut(), &[0, 1], &cfg).is_ok());
 }

@@ -140,10 +140,9 @@ fn one_predictor_step_draws_its_law() {
                 corrector: None,
                 times: vec![t, s],
                 seed: 11,
-                stream,
                 time_independent_denoiser: false,
             };
-            let out = sample_ctmc(&ctmc, &den, &mut x, &cfg).unwrap();
+            let out = sample_ctmc(&ctmc, &den, &mut x, stream, &cfg).unwrap();
             assert_eq!(out.nfe, 1);
             counts[x[0] as usize] += 1.0;
         }
@@ -189,10 +188,9 @@ fn caching_skips_calls_and_changes_nothing() {
                     corrector: None,
                     times: times.clone(),
                     seed: 5,
-                    stream,
                     time_independent_denoiser: cached,
                 };
-                let out = sample_ctmc(&ctmc, &den, &mut x, &cfg).unwrap();
+                let out = sample_ctmc(&ctmc, &den, &mut x, stream, &cfg).unwrap();
                 (x, out.nfe)
             };
             let (a, nfe_a) = run(false);
@@ -209,17 +207,16 @@ fn caching_skips_calls_and_changes_nothing() {
 fn results_depend_only_on_seed_and_stream() {
     let (ctmc, den) = masked_setup();
     let times: Vec<f64> = (0..=16).map(|k| 1.0 - k as f64 / 16.0).collect();
-    let cfg = |stream| CtmcSampler {
+    let cfg = CtmcSampler {
         predictor: Predictor::Tweedie,
         corrector: None,
         times: times.clone(),
         seed: 9,
-        stream,
         time_independent_denoiser: true,
     };
     let draw = |stream| {
         let mut x = vec![3u32; 8];
-        sample_ctmc(&ctmc, &den, &mut x, &cfg(stream)).unwrap();
+        sample_ctmc(&ctmc, &den, &mut x, stream, &cfg).unwrap();
         x
     };
     assert_eq!(draw(4), draw(4));
@@ -248,10 +245,9 @@ fn corrector_runs_and_counts_its_evaluations() {
         }),
         times: vec![1.0, 0.75, 0.5, 0.25, 0.0],
         seed: 1,
-        stream: 0,
         time_independent_denoiser: false,
     };
-    let out = sample_ctmc(&ctmc, &den, &mut x, &cfg).unwrap();
+    let out = sample_ctmc(&ctmc, &den, &mut x, 0, &cfg).unwrap();
     // 4 predictor evaluations + 2 correctors at each of the 3 interior times (none at 0);
     // an unchanged (tokens, t) is reused.
     assert!(out.nfe <= 4 + 3 * 2 && out.nfe >= 4, "{}", out.nfe);
@@ -335,10 +331,9 @@ fn absorbing_tweedie_on_the_backend_draws_the_analytic_law() {
             corrector: None,
             times: vec![t, s],
             seed: 17,
-            stream,
             time_independent_denoiser: true,
         };
-        sample_ctmc(&ctmc, &den, &mut y, &cfg).unwrap();
+        sample_ctmc(&ctmc, &den, &mut y, stream, &cfg).unwrap();
         assert_eq!(
             (y[1], y[4], y[7]),
             (0, 1, 2),
@@ -351,4 +346,54 @@ fn absorbing_tweedie_on_the_backend_draws_the_analytic_law() {
         stat < quantile(df, 0.999),
         "χ² = {stat}, law {law:?}, counts {counts:?}"
     );
+}
+
+/// A batch gives every sequence exactly what it gets alone (or with other batch mates, in
+/// another order), for every predictor, with and without a corrector; the batch calls the
+/// denoiser once per step for all rows that need it.
+#[test]
+fn batches_equal_single_runs() {
+    use discrete_diffusion::sample::ctmc::{Corrector, sample_ctmc_batch};
+    let (ctmc, den) = masked_setup();
+    let times: Vec<f64> = (0..=12).map(|k| 0.95 - 0.95 * k as f64 / 12.0).collect();
+    let preds = [
+        (Predictor::Tweedie, None),
+        (Predictor::AbsorbingTweedie { mask_id: 3 }, None),
+        (Predictor::Euler, None),
+        (
+            Predictor::TauLeaping(TauLeapMode::RejectMultiple),
+            Some(Corrector {
+                steps: 1,
+                multiplier: 0.5,
+                mode: TauLeapMode::RejectMultiple,
+            }),
+        ),
+    ];
+    for (predictor, corrector) in preds {
+        let cfg = CtmcSampler {
+            predictor,
+            corrector,
+            times: times.clone(),
+            seed: 21,
+            time_independent_denoiser: true,
+        };
+        let single = |stream: u64| {
+            let mut x = vec![3u32; 8];
+            sample_ctmc(&ctmc, &den, &mut x, stream, &cfg).unwrap();
+            x
+        };
+        for streams in [vec![3u64, 7, 11], vec![11, 5, 3, 9]] {
+            let mut batch = Array2::from_elem((streams.len(), 8), 3u32);
+            let out = sample_ctmc_batch(&ctmc, &den, batch.view_mut(), &streams, &cfg).unwrap();
+            assert!(out.nfe <= times.len() * 2, "{predictor:?}: {}", out.nfe);
+            assert!(out.row_evaluations >= out.nfe);
+            for (b, &st) in streams.iter().enumerate() {
+                assert_eq!(
+                    batch.row(b).to_vec(),
+                    single(st),
+                    "{predictor:?} stream {st}"
+                );
+            }
+        }
+    }
 }

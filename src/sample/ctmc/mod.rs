@@ -13,8 +13,9 @@
 //! The per-position *laws* ([`euler_law`], [`tau_leaping_law`], [`tweedie_law_from_x0`],
 //! [`tweedie_law_from_score`]) are public, so a law can be checked exactly (the tests
 //! propagate whole distributions through them); the draws use the crate's counter RNG
-//! only. [`sample_ctmc`] composes a predictor, an optional corrector and exact reuse of
-//! denoiser outputs ([`DenoiserCache`]) into a sampler; [`first_hitting_sample`] is the
+//! only. [`sample_ctmc_batch`] (and [`sample_ctmc`] for one sequence) composes a
+//! predictor, an optional corrector and exact reuse of denoiser outputs ([`DenoiserCache`])
+//! into a batched sampler whose results depend only on each sequence's `(seed, stream)`; [`first_hitting_sample`] is the
 //! event-driven sampler of masked diffusion. Reverse rates come from
 //! [`param::reverse`](crate::param::reverse). Everything is generic over
 //! [`RateGenerator`](crate::kernel::ctmc::RateGenerator), so any generator plugs in.
@@ -40,6 +41,7 @@ pub use first_hitting::{
 };
 pub use sampler::{
     Corrector, CtmcSampleOutput, CtmcSampler, DenoiserCache, Predictor, sample_ctmc,
+    sample_ctmc_batch,
 };
 pub use tau_leaping::{TauLeapMode, poisson, tau_leaping_draw, tau_leaping_law};
 pub use tweedie::{
