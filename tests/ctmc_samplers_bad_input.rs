@@ -208,6 +208,7 @@ fn sampler_inputs() {
         predictor: Predictor::Euler,
         corrector: None,
         times: vec![1.0, 0.5, 0.0],
+        output: ModelOutput::X0Logits,
         seed: 0,
         time_independent_denoiser: false,
     };
@@ -298,6 +299,7 @@ fn batch_inputs() {
         predictor: Predictor::Tweedie,
         corrector: None,
         times: vec![1.0, 0.5, 0.0],
+        output: ModelOutput::X0Logits,
         seed: 0,
         time_independent_denoiser: true,
     };

@@ -9,8 +9,8 @@ use discrete_diffusion::model::oracle::{ExactPosterior, OracleDenoiser};
 use discrete_diffusion::param::reverse::reverse_rates_exact;
 use discrete_diffusion::param::reverse::{CtmcChannel, RateWorkspace};
 use discrete_diffusion::sample::ctmc::{
-    CtmcSampler, FirstHitting, Predictor, TauLeapMode, euler_law, first_hitting_sample,
-    sample_ctmc, tau_leaping_law, tweedie_law_from_x0,
+    CtmcSampler, FirstHitting, ModelOutput, Predictor, TauLeapMode, euler_law,
+    first_hitting_sample, sample_ctmc, tau_leaping_law, tweedie_law_from_x0,
 };
 use discrete_diffusion::schedule::{Geometric, Linear, LogLinear};
 use ndarray::Array2;
@@ -139,6 +139,7 @@ fn one_predictor_step_draws_its_law() {
                 predictor: pred,
                 corrector: None,
                 times: vec![t, s],
+                output: ModelOutput::X0Logits,
                 seed: 11,
                 time_independent_denoiser: false,
             };
@@ -187,6 +188,7 @@ fn caching_skips_calls_and_changes_nothing() {
                     predictor: pred,
                     corrector: None,
                     times: times.clone(),
+                    output: ModelOutput::X0Logits,
                     seed: 5,
                     time_independent_denoiser: cached,
                 };
@@ -211,6 +213,7 @@ fn results_depend_only_on_seed_and_stream() {
         predictor: Predictor::Tweedie,
         corrector: None,
         times: times.clone(),
+        output: ModelOutput::X0Logits,
         seed: 9,
         time_independent_denoiser: true,
     };
@@ -244,6 +247,7 @@ fn corrector_runs_and_counts_its_evaluations() {
             mode: TauLeapMode::RejectMultiple,
         }),
         times: vec![1.0, 0.75, 0.5, 0.25, 0.0],
+        output: ModelOutput::X0Logits,
         seed: 1,
         time_independent_denoiser: false,
     };
@@ -330,6 +334,7 @@ fn absorbing_tweedie_on_the_backend_draws_the_analytic_law() {
             predictor: Predictor::AbsorbingTweedie { mask_id: 3 },
             corrector: None,
             times: vec![t, s],
+            output: ModelOutput::X0Logits,
             seed: 17,
             time_independent_denoiser: true,
         };
@@ -374,6 +379,7 @@ fn batches_equal_single_runs() {
             predictor,
             corrector,
             times: times.clone(),
+            output: ModelOutput::X0Logits,
             seed: 21,
             time_independent_denoiser: true,
         };
@@ -396,4 +402,144 @@ fn batches_equal_single_runs() {
             }
         }
     }
+}
+
+/// A denoiser whose outputs are the exact log concrete scores `ln p_t(x^{i←y})/p_t(x)` of an
+/// oracle under the CTMC's channel (SEDD's parameterisation, exact).
+struct ScoreOracle<'a, G, S> {
+    ctmc: &'a Ctmc<G, S>,
+    oracle: &'a MarkovChainOracle,
+}
+
+impl<G, S> discrete_diffusion::model::Denoiser for ScoreOracle<'_, G, S>
+where
+    G: discrete_diffusion::kernel::ctmc::RateGenerator,
+    S: discrete_diffusion::schedule::Schedule,
+{
+    fn vocab_size(&self) -> usize {
+        self.ctmc.vocab_size()
+    }
+    fn logits(
+        &self,
+        tokens: ndarray::ArrayView2<'_, u32>,
+        times: ndarray::ArrayView1<'_, f64>,
+        mut out: ndarray::ArrayViewMut3<'_, f32>,
+    ) -> discrete_diffusion::Result<()> {
+        let (l, v) = (tokens.ncols(), self.vocab_size());
+        for (b, row) in tokens.outer_iter().enumerate() {
+            let ch = CtmcChannel::at(self.ctmc, times[b])?;
+            let mut sc = Array2::zeros((l, v));
+            self.oracle
+                .concrete_score(&row.to_vec(), &ch, sc.view_mut())?;
+            out.index_axis_mut(ndarray::Axis(0), b)
+                .zip_mut_with(&sc, |o, &s| *o = s.ln() as f32);
+        }
+        Ok(())
+    }
+}
+
+/// Log-score models: Euler and τ-leaping use the scores as ratios, and the absorbing
+/// analytic step runs on the backend's SEDD step; each draws its exact law.
+#[test]
+fn log_score_outputs_draw_the_same_laws() {
+    use discrete_diffusion::model::oracle::ExactPosterior as _;
+    let v = 4;
+    let ctmc = Ctmc::new(
+        MixtureGenerator::uniform(v).unwrap(),
+        Geometric::new(0.05, 2.0).unwrap(),
+    );
+    let oracle = MarkovChainOracle::iid(v, 1, vec![0.1, 0.2, 0.3, 0.4]).unwrap();
+    let den = ScoreOracle {
+        ctmc: &ctmc,
+        oracle: &oracle,
+    };
+    let (t, s, x0) = (0.6, 0.35, 2u32);
+    let mut rates = Array2::zeros((1, v));
+    reverse_rates_exact(&ctmc, &oracle, &[x0], t, rates.view_mut()).unwrap();
+    let r = rates.row(0).to_vec();
+    for pred in [
+        Predictor::Euler,
+        Predictor::TauLeaping(TauLeapMode::RejectMultiple),
+    ] {
+        let mut law = vec![0.0; v];
+        match pred {
+            Predictor::Euler => euler_law(&r, x0, t - s, &mut law).unwrap(),
+            _ => {
+                tau_leaping_law(&r, x0, t - s, TauLeapMode::RejectMultiple, &mut law).unwrap();
+            }
+        }
+        let cfg = CtmcSampler {
+            predictor: pred,
+            output: ModelOutput::LogScore,
+            corrector: None,
+            times: vec![t, s],
+            seed: 13,
+            time_independent_denoiser: false,
+        };
+        let n = 6000;
+        let mut counts = vec![0.0; v];
+        for stream in 0..n {
+            let mut x = [x0];
+            sample_ctmc(&ctmc, &den, &mut x, stream, &cfg).unwrap();
+            counts[x[0] as usize] += 1.0;
+        }
+        let (stat, df) = chi2(&counts, &law, n as f64);
+        assert!(stat < quantile(df, 0.999), "{pred:?}: χ² = {stat}");
+        // The generic analytic step needs x0 logits.
+        let bad = CtmcSampler {
+            predictor: Predictor::Tweedie,
+            ..cfg.clone()
+        };
+        assert!(sample_ctmc(&ctmc, &den, &mut [x0], 0, &bad).is_err());
+    }
+    // Absorbing: SEDD's analytic step on the backend against the x0-route law.
+    let actmc = Ctmc::new(
+        MixtureGenerator::absorbing(4, 3).unwrap(),
+        LogLinear::new(1e-3).unwrap(),
+    );
+    let chain = MarkovChainOracle::new(3, 1, 3, INIT.to_vec(), P.to_vec()).unwrap();
+    let aoracle = chain.embed(&[0, 1, 2], 4).unwrap();
+    let aden = ScoreOracle {
+        ctmc: &actmc,
+        oracle: &aoracle,
+    };
+    let x = [3u32, 1, 3];
+    let (t, s) = (0.7, 0.4);
+    let (st, ss) = (actmc.total_noise(t).unwrap(), actmc.total_noise(s).unwrap());
+    let ch = CtmcChannel::new(actmc.generator(), st).unwrap();
+    let mut post = Array2::zeros((3, 4));
+    aoracle.posterior_x0(&x, &ch, post.view_mut()).unwrap();
+    let mut ws = RateWorkspace::new(4).unwrap();
+    let mut law = vec![0.0; 4];
+    tweedie_law_from_x0(
+        actmc.generator(),
+        st,
+        ss,
+        3,
+        &post.row(0).to_vec(),
+        &mut ws,
+        &mut law,
+    )
+    .unwrap();
+    let cfg = CtmcSampler {
+        predictor: Predictor::AbsorbingTweedie { mask_id: 3 },
+        output: ModelOutput::LogScore,
+        corrector: None,
+        times: vec![t, s],
+        seed: 14,
+        time_independent_denoiser: false,
+    };
+    let n = 6000;
+    let mut counts = vec![0.0; 4];
+    for stream in 0..n {
+        let mut y = x;
+        sample_ctmc(&actmc, &aden, &mut y, stream, &cfg).unwrap();
+        assert_eq!(y[1], 1);
+        counts[y[0] as usize] += 1.0;
+    }
+    let (stat, df) = chi2(&counts, &law, n as f64);
+    assert!(
+        stat < quantile(df, 0.999),
+        "absorbing log-score: χ² = {stat}, {law:?} {counts:?}"
+    );
 }

@@ -40,7 +40,7 @@ pub use first_hitting::{
     FirstHitting, FirstHittingOutput, first_hitting_sample, first_hitting_time,
 };
 pub use sampler::{
-    Corrector, CtmcSampleOutput, CtmcSampler, DenoiserCache, Predictor, sample_ctmc,
+    Corrector, CtmcSampleOutput, CtmcSampler, DenoiserCache, ModelOutput, Predictor, sample_ctmc,
     sample_ctmc_batch,
 };
 pub use tau_leaping::{TauLeapMode, poisson, tau_leaping_draw, tau_leaping_law};

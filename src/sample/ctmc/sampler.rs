@@ -9,12 +9,16 @@
 use ndarray::{Array1, Array2, Array3, ArrayView2, ArrayView3, ArrayViewMut1, ArrayViewMut2, Axis};
 
 use crate::backend::cpu::CpuBackend;
-use crate::backend::steps::{MdlmStep, StepRng, mdlm_ancestral_step};
+use crate::backend::steps::{
+    MdlmStep, SeddAbsorbingStep, StepRng, mdlm_ancestral_step, sedd_analytic_absorbing_step,
+};
 use crate::error::{Error, Result};
 use crate::kernel::ctmc::{Ctmc, RateGenerator};
 use crate::math::softmax_into;
 use crate::model::Denoiser;
-use crate::param::reverse::{RateWorkspace, rate_and_total, reverse_rates_from_logits};
+use crate::param::reverse::{
+    RateWorkspace, rate_and_total, reverse_rates_from_logits, reverse_rates_from_score,
+};
 use crate::rng::categorical::sample_masses;
 use crate::rng::{CounterRng, Purpose, RngKey};
 use crate::sample::ctmc::{
@@ -130,12 +134,28 @@ pub enum Predictor {
     /// The analytic step [`tweedie_law_from_x0`] from the x0 posterior at `t`.
     Tweedie,
     /// The analytic step on an absorbing generator with mask `mask_id`, run by the backend's
-    /// fused MDLM ancestral step (the same law as [`Predictor::Tweedie`] there, reading only
-    /// the rows that unmask; use it for large `V`).
+    /// fused steps (reading only the rows that unmask; use it for large `V`):
+    /// [`mdlm_ancestral_step`] for x0 logits (the same law as [`Predictor::Tweedie`]),
+    /// [`sedd_analytic_absorbing_step`] for log-scores.
     AbsorbingTweedie {
         /// The mask token id.
         mask_id: u32,
     },
+}
+
+/// What the denoiser's `[B, L, V]` output holds.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ModelOutput {
+    /// Logits of the clean-token posterior `p(x_0^i | x_t)` (MDLM, RADD, an
+    /// [`OracleDenoiser`](crate::model::oracle::OracleDenoiser)); converted to ratios by
+    /// [`concrete_score_from_x0`](crate::kernel::ctmc::concrete_score_from_x0).
+    X0Logits,
+    /// Log concrete scores `ln p_t(x^{i←y})/p_t(x)` (SEDD's `score_fn` output; the entry at
+    /// the current token is ignored), used as ratios directly. The generic
+    /// [`Predictor::Tweedie`] needs `exp(−δQ)` and takes x0 logits only; with log-scores
+    /// use [`Predictor::AbsorbingTweedie`] (the backend's SEDD analytic absorbing step) or
+    /// [`tweedie_law_from_score`](super::tweedie_law_from_score).
+    LogScore,
 }
 
 /// Campbell et al.'s corrector: `steps` τ-leaping steps of the corrector rates
@@ -155,6 +175,8 @@ pub struct Corrector {
 pub struct CtmcSampler {
     /// The predictor.
     pub predictor: Predictor,
+    /// What the denoiser outputs.
+    pub output: ModelOutput,
     /// An optional corrector.
     pub corrector: Option<Corrector>,
     /// Strictly decreasing times `t_0 > t_1 > … > t_K` in `[0, 1]` (the grid).
@@ -277,6 +299,13 @@ where
     if let Predictor::AbsorbingTweedie { mask_id } = cfg.predictor {
         validate::token("mask_id", mask_id, v)?;
     }
+    if cfg.predictor == Predictor::Tweedie && cfg.output == ModelOutput::LogScore {
+        return Err(Error::invalid(
+            "predictor",
+            "the generic analytic step needs x0 logits; with log-scores use AbsorbingTweedie \
+             or tweedie_law_from_score",
+        ));
+    }
     let keys: Vec<RngKey> = streams
         .iter()
         .map(|&s| RngKey::for_stream(cfg.seed, s))
@@ -304,16 +333,37 @@ where
                     streams,
                     step,
                 };
-                let params = MdlmStep { mask_id, t, s };
                 let sched = ctmc.schedule();
-                mdlm_ancestral_step(&backend, sched, logits, tokens.view_mut(), &params, &rng)?;
+                if cfg.output == ModelOutput::LogScore {
+                    let params = SeddAbsorbingStep { mask_id, t, s };
+                    sedd_analytic_absorbing_step(
+                        &backend,
+                        sched,
+                        logits,
+                        tokens.view_mut(),
+                        &params,
+                        &rng,
+                    )?;
+                } else {
+                    let params = MdlmStep { mask_id, t, s };
+                    mdlm_ancestral_step(&backend, sched, logits, tokens.view_mut(), &params, &rng)?;
+                }
             }
             pred => {
                 let times = (t, s, h);
                 for (bi, mut row) in tokens.outer_iter_mut().enumerate() {
                     let lg = logits.index_axis(Axis(0), bi);
                     let addr = (keys[bi], step);
-                    predictor_row(ctmc, pred, times, lg, &mut row, addr, &mut ws, &mut bufs)?;
+                    predictor_row(
+                        ctmc,
+                        (pred, cfg.output),
+                        times,
+                        lg,
+                        &mut row,
+                        addr,
+                        &mut ws,
+                        &mut bufs,
+                    )?;
                 }
             }
         }
@@ -331,13 +381,14 @@ where
                 for (i, x) in row.iter_mut().enumerate() {
                     let lrow = contiguous(&lg, i)?;
                     let g = ctmc.generator();
-                    reverse_rates_from_logits(
+                    let rate_args = (cfg.output, sigma, sigma_bar);
+                    rates_row(
                         g,
-                        sigma,
-                        sigma_bar,
+                        rate_args,
                         *x,
                         lrow,
                         &mut ws,
+                        &mut bufs.p,
                         &mut bufs.rates,
                     )?;
                     corrector_rates(g, sigma, *x, &bufs.rates, &mut bufs.law, &mut bufs.corr)?;
@@ -362,6 +413,30 @@ struct Buffers {
     p: Vec<f64>,
 }
 
+/// The reverse rate row out of `x` from one position's model output: x0 logits through
+/// [`reverse_rates_from_logits`], log-scores through `exp` and [`reverse_rates_from_score`].
+fn rates_row<G: RateGenerator + ?Sized>(
+    g: &G,
+    (output, sigma, sigma_bar): (ModelOutput, f64, f64),
+    x: u32,
+    lrow: &[f32],
+    ws: &mut RateWorkspace,
+    ratio: &mut [f64],
+    out: &mut [f64],
+) -> Result<()> {
+    match output {
+        ModelOutput::X0Logits => reverse_rates_from_logits(g, sigma, sigma_bar, x, lrow, ws, out),
+        ModelOutput::LogScore => {
+            validate::len("logits", lrow.len(), ratio.len())?;
+            for (r, &l) in ratio.iter_mut().zip(lrow) {
+                *r = f64::from(l).exp();
+            }
+            ratio[x as usize] = 1.0;
+            reverse_rates_from_score(g, sigma, x, ratio, ws, out)
+        }
+    }
+}
+
 /// The logits row of position `i` as a slice.
 fn contiguous<'b>(lg: &'b ArrayView2<'_, f32>, i: usize) -> Result<&'b [f32]> {
     lg.row(i)
@@ -374,7 +449,7 @@ fn contiguous<'b>(lg: &'b ArrayView2<'_, f32>, i: usize) -> Result<&'b [f32]> {
 #[allow(clippy::too_many_arguments)]
 fn predictor_row<G: RateGenerator, S: Schedule>(
     ctmc: &Ctmc<G, S>,
-    pred: Predictor,
+    (pred, output): (Predictor, ModelOutput),
     (t, s, h): (f64, f64, f64),
     lg: ArrayView2<'_, f32>,
     row: &mut ArrayViewMut1<'_, u32>,
@@ -388,7 +463,8 @@ fn predictor_row<G: RateGenerator, S: Schedule>(
             let (sigma, sigma_bar) = rate_and_total(ctmc, t)?;
             for (i, x) in row.iter_mut().enumerate() {
                 let lrow = contiguous(&lg, i)?;
-                reverse_rates_from_logits(g, sigma, sigma_bar, *x, lrow, ws, &mut bufs.rates)?;
+                let rate_args = (output, sigma, sigma_bar);
+                rates_row(g, rate_args, *x, lrow, ws, &mut bufs.p, &mut bufs.rates)?;
                 let mut rng = CounterRng::new(key, Purpose::CATEGORICAL, step, i as u32);
                 *x = match pred {
                     Predictor::TauLeaping(mode) => {
