@@ -5,6 +5,9 @@
 //! `CounterRng::new(RngKey::for_stream(seed, stream), Purpose::CATEGORICAL, k·(n+1), i)`
 //! and corrector `j` of that step from step index `k·(n+1) + j + 1` (`n` correctors per
 //! step), so a sequence's result depends only on `(seed, stream)`, never on its batch mates.
+//! [`Predictor::AbsorbingTweedie`] uses the backend steps' addressing at the same
+//! `(seed, stream, step, position)`: a [`Purpose::ROUTING`] decision uniform and a
+//! [`Purpose::CATEGORICAL`] draw uniform.
 
 use ndarray::{Array1, Array2, Array3, ArrayView2, ArrayView3, ArrayViewMut1, ArrayViewMut2, Axis};
 
