@@ -24,6 +24,8 @@ else
 fi
 chmod +x "$B/backend_cuda" "$B/cuda_steps"
 
+# GPU tests must not skip here: a missing device or module is a failure.
+export DD_REQUIRE_GPU=1
 # Tests (single-threaded test harness: one GPU context at a time, readable output).
 timeout 300 "$B/backend_cuda" --test-threads=1 --nocapture > "$OUT/tests.txt" 2>&1
 status=$?

@@ -280,12 +280,15 @@ fn nvrtc_compiles_the_kernels() {
 // ---------------------------------------------------------------------------------------
 // GPU needed.
 
-/// The device backend, or `None` with the reason printed.
+/// The device backend, or `None` with the reason printed (a panic instead when
+/// `DD_REQUIRE_GPU=1`, as on the GPU machine, so that a broken setup cannot pass as a skip).
 fn gpu() -> Option<CudaBackend> {
+    let required = std::env::var("DD_REQUIRE_GPU").is_ok_and(|v| v == "1");
     let made = match std::env::var("DD_CUDA_MODULE") {
         Ok(path) => match std::fs::read_to_string(&path) {
             Ok(ptx) => CudaBackend::with_module(0, KernelModule::Ptx(ptx)),
             Err(e) => {
+                assert!(!required, "cannot read DD_CUDA_MODULE={path}: {e}");
                 eprintln!("skipping: cannot read DD_CUDA_MODULE={path}: {e}");
                 return None;
             }
@@ -294,6 +297,7 @@ fn gpu() -> Option<CudaBackend> {
     };
     match made {
         Ok(b) => Some(b),
+        Err(e) if required => panic!("DD_REQUIRE_GPU=1 but no CUDA backend: {e}"),
         Err(e) => {
             eprintln!("skipping: no CUDA device available ({e})");
             None

@@ -64,7 +64,7 @@
 //! # Limits
 //!
 //! The block records of a row live in shared memory: `28·⌈V/256⌉` bytes (plus 28 per
-//! excluded id that splits a segment) must fit in 48 KiB, i.e. `V ≲ 440,000`; larger
+//! excluded id that splits a segment) must fit in 47 KiB, i.e. `V ≲ 439,000`; larger
 //! vocabularies get an [`Error::InvalidArgument`].
 
 #![allow(unsafe_code)]
@@ -86,8 +86,9 @@ use crate::error::{Error, Result};
 
 /// Threads per CUDA block (8 warps; the kernel's `DD_THREADS`).
 const THREADS: u32 = 256;
-/// Shared memory available to one block without an opt-in.
-const SHARED_LIMIT: usize = 48 * 1024;
+/// Dynamic shared memory for the block records: the 48 KiB a block may use without an
+/// opt-in, less 1 KiB for the kernel's static shared variables (about 200 bytes).
+const SHARED_LIMIT: usize = 47 * 1024;
 /// Shared bytes per CPU block record (`s`, `st`, `t` in `f64`, `m` in `f32`).
 const RECORD_BYTES: usize = 3 * 8 + 4;
 /// Largest grid (rows beyond it are looped over by the kernel).
