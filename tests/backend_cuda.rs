@@ -505,6 +505,34 @@ fn fused_steps_on_device_logits_match_the_cpu() {
     }
 }
 
+/// The step harness itself (parameters valid, every step succeeds, deterministic) on the
+/// CPU, so that a GPU run is not spent on a broken harness.
+#[test]
+fn step_harness_runs_on_the_cpu() {
+    let cpu = CpuBackend::new();
+    let (b, l, v) = (3, 40, 25);
+    let x = logits(b, l, v, 3.0, 5);
+    let mask = (v - 1) as u32;
+    let tokens = Array2::from_shape_fn((b, l), |(bi, i)| if (bi + i) % 2 == 0 { mask } else { 1 });
+    let streams = [4u64, 5, 6];
+    let rng = StepRng {
+        seed: 1,
+        streams: &streams,
+        step: 0,
+    };
+    let a = run_steps(&cpu, x.view(), &tokens, mask, &rng);
+    let z = run_steps(&cpu, x.view(), &tokens, mask, &rng);
+    assert_eq!(a.len(), 7);
+    for ((name, ta, oa), (_, tz, oz)) in a.iter().zip(&z) {
+        assert_eq!(ta, tz, "{name}");
+        assert_eq!(oa.commits, oz.commits, "{name}");
+        assert!(
+            !oa.commits.is_empty() || *name == "mdlm",
+            "{name} committed nothing"
+        );
+    }
+}
+
 type StepResult = (&'static str, Array2<u32>, StepOutput);
 
 /// Runs each fused step once from `tokens` (the CPU and GPU paths share this code).

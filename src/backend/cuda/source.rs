@@ -199,7 +199,6 @@ extern "C" __global__ void __launch_bounds__(DD_THREADS) NAME(                  
     const int warp = threadIdx.x >> 5;                                                      \
     const int temper = (flags & DD_TEMPER) != 0;                                            \
     const int entropy = (flags & DD_ENTROPY) != 0;                                          \
-    const int want_top2 = (flags & DD_TOP2) != 0;                                           \
     for (dd_u32 sel = blockIdx.x; sel < n_rows; sel += gridDim.x) {                         \
         const dd_u64 flat = rows[sel];                                                      \
         const T* row = logits + data_rows[sel] * (dd_u64)vocab;                             \
