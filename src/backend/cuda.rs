@@ -236,8 +236,8 @@ fn check_len(len: usize, dims: (usize, usize, usize)) -> Result<()> {
     if want != Some(len) {
         return Err(Error::shape(
             "logits",
-            format!("{} elements for [{}, {}, {}]", len, dims.0, dims.1, dims.2),
-            format!("{dims:?}"),
+            format!("B·L·V elements for [B, L, V] = {dims:?}"),
+            format!("{len} elements"),
         ));
     }
     Ok(())
