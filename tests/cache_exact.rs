@@ -10,7 +10,8 @@ use discrete_diffusion::model::Denoiser;
 use discrete_diffusion::model::enumeration::EnumerationOracle;
 use discrete_diffusion::model::oracle::OracleDenoiser;
 use discrete_diffusion::rng::{CounterRng, Purpose, RngKey};
-use discrete_diffusion::sample::cache::{ExactReuse, Prefill, TimeDependence};
+use discrete_diffusion::sample::cache::{ExactReuse, TimeDependence};
+use discrete_diffusion::sample::driver::BlockModel;
 use discrete_diffusion::schedule::Linear;
 use ndarray::{Array1, Array2, Array3, ArrayView1, ArrayView2, ArrayViewMut3};
 
@@ -67,7 +68,7 @@ impl<D: Denoiser> Denoiser for Counting<D> {
     }
 }
 
-impl<D> Prefill for Counting<D> {}
+impl<D: Denoiser> BlockModel for Counting<D> {}
 
 /// MDLM ancestral sampling with α(t) = 1 − t: at step k (t = k/T → s = (k−1)/T) each masked
 /// position is revealed with probability (t − s)/t, drawing from softmax(logits). Returns
@@ -122,7 +123,7 @@ fn time_independent_reuse_is_exact_and_saves_calls() {
     let (x_plain, seen_plain) = mdlm(&plain, 6, steps, 42);
     assert_eq!(plain.calls.load(Ordering::Relaxed), steps as u64);
 
-    let cached = ExactReuse::new(
+    let mut cached = ExactReuse::new(
         Counting {
             inner: oracle(true),
             calls: AtomicU64::new(0),

@@ -7,7 +7,8 @@ use discrete_diffusion::model::Denoiser;
 use discrete_diffusion::model::enumeration::EnumerationOracle;
 use discrete_diffusion::model::oracle::OracleDenoiser;
 use discrete_diffusion::rng::{CounterRng, Purpose, RngKey};
-use discrete_diffusion::sample::cache::{IntervalCache, IntervalConfig, Prefill};
+use discrete_diffusion::sample::cache::{IntervalCache, IntervalConfig};
+use discrete_diffusion::sample::driver::BlockModel;
 use discrete_diffusion::schedule::Linear;
 use ndarray::{Array1, Array2, Array3};
 
@@ -173,7 +174,7 @@ fn longer_intervals_save_calls_at_a_measured_cost() {
     let exact_tv = sample_tv(&exact.samples);
     let mut last_mean = 0.0;
     for k in [2usize, 4, 8] {
-        let cache = IntervalCache::new(oracle(true), IntervalConfig::new(k, k).unwrap(), 0);
+        let mut cache = IntervalCache::new(oracle(true), IntervalConfig::new(k, k).unwrap(), 0);
         let prompt = Array2::from_elem((b, 1), PROMPT);
         cache.prefill(prompt.view()).unwrap();
         assert_eq!(cache.prompt_len(), 1);

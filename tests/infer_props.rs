@@ -292,7 +292,7 @@ fn remdm_loop_runs_and_remasks_only_its_block() {
 
 #[test]
 fn eos_padding_and_hook() {
-    struct Hooked(Hashy, Vec<std::ops::Range<usize>>);
+    struct Hooked(Hashy, Vec<std::ops::Range<usize>>, Vec<Vec<u32>>);
     impl Denoiser for Hooked {
         fn vocab_size(&self) -> usize {
             self.0.v
@@ -307,6 +307,12 @@ fn eos_padding_and_hook() {
         }
     }
     impl BlockModel for Hooked {
+        fn prefill(&mut self, p: ArrayView2<'_, u32>) -> Result<()> {
+            // Called once, before any block.
+            assert!(self.1.is_empty());
+            self.2.push(p.iter().copied().collect());
+            Ok(())
+        }
         fn begin_block(&mut self, r: std::ops::Range<usize>, _: ArrayView2<'_, u32>) -> Result<()> {
             self.1.push(r);
             Ok(())
@@ -318,6 +324,7 @@ fn eos_padding_and_hook() {
             seed: 1,
             nan: false,
         },
+        vec![],
         vec![],
     );
     let layout = discrete_diffusion::sample::presets::LladaLayout {
@@ -345,6 +352,8 @@ fn eos_padding_and_hook() {
     )
     .unwrap();
     assert_eq!(m.1, vec![2..6, 6..10]);
+    // The prompt (the two positions before the first block), once.
+    assert_eq!(m.2, vec![vec![3, 3]]);
     let row: Vec<u32> = x.row(0).to_vec();
     // Padding is never drawn before an EOS.
     let first_eos = row.iter().position(|&t| t == 0).unwrap_or(10);

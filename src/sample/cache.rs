@@ -27,7 +27,7 @@
 //! cached features were computed from an older `x_t`.
 //!
 //! At the logit level — all a [`Denoiser`] exposes — the corresponding policy is: on step
-//! `s` (counting calls since the last [`Prefill::prefill`] or [`IntervalCache::reset`]),
+//! `s` (counting calls since the last [`BlockModel::prefill`] or [`IntervalCache::reset`]),
 //! call the model when `s ≡ 0 (mod k_p)` or `s ≡ 0 (mod k_r)`, and overwrite the cached
 //! logits of the **prompt** positions `[0, P)` if `s ≡ 0 (mod k_p)` and of the **response**
 //! positions `[P, L)` if `s ≡ 0 (mod k_r)`; on other steps serve the cache without calling
@@ -43,64 +43,28 @@
 //!
 //! # Prefill
 //!
-//! [`Prefill::prefill`] is called by the driver once per generation with the prompt
-//! (`[B, P]`) before the first step. Its default does nothing; the caches reset themselves
-//! (a new generation must never see the previous one's logits), the interval cache takes
-//! `P` from it, and wrappers forward it to the model they wrap.
+//! The caches implement the driver's [`BlockModel`] hooks. [`BlockModel::prefill`] is
+//! called by [`driver::run`](crate::sample::driver::run) once per generation with the
+//! prompt (`[B, P]`) before the first step: the caches reset themselves (a new generation
+//! must never see the previous one's logits), the interval cache takes `P` from it, and
+//! both forward it to the model they wrap. [`BlockModel::begin_block`] is forwarded
+//! unchanged (both caches stay valid across a block start). Driving a cache by hand, call
+//! `prefill` (or `reset`) before each generation.
 //!
 //! References: S. Sahoo et al., "Simple and effective masked diffusion language models"
 //! (MDLM), 2024; Z. Liu et al., "dLLM-Cache: accelerating diffusion large language models
 //! with adaptive caching", 2025; X. Ma et al., "dKV-Cache: the cache for diffusion language
 //! models", 2025.
 
+use std::ops::Range;
 use std::sync::{Mutex, MutexGuard};
 
 use ndarray::{Array1, Array2, Array3, ArrayView1, ArrayView2, ArrayViewMut3, Axis, s};
 
 use crate::error::{Error, Result};
-use crate::kernel::NoiseProcess;
 use crate::model::Denoiser;
-use crate::model::oracle::{ExactPosterior, OracleDenoiser};
-use crate::sample::guidance::{
-    Classifier, ClassifierFree, ClassifierGuided, RewardGradient, RewardGuided, check_call,
-};
-
-/// A hook the driver calls once per generation with the prompt tokens `[B, P]` before the
-/// first denoiser call. The default does nothing.
-pub trait Prefill {
-    /// Prepare for a generation that starts from `prompt` (module docs). Default: no-op.
-    fn prefill(&self, prompt: ArrayView2<'_, u32>) -> Result<()> {
-        let _ = prompt;
-        Ok(())
-    }
-}
-
-impl<O: ExactPosterior, P: NoiseProcess> Prefill for OracleDenoiser<O, P> {}
-
-impl<C: Denoiser + Prefill, U: Denoiser + Prefill> Prefill for ClassifierFree<C, U> {
-    /// Forwards to the conditional model (and the unconditional one, if separate).
-    fn prefill(&self, prompt: ArrayView2<'_, u32>) -> Result<()> {
-        self.cond().prefill(prompt)?;
-        if let Some(u) = self.uncond_model() {
-            u.prefill(prompt)?;
-        }
-        Ok(())
-    }
-}
-
-impl<D: Denoiser + Prefill, K: Classifier> Prefill for ClassifierGuided<D, K> {
-    /// Forwards to the wrapped model.
-    fn prefill(&self, prompt: ArrayView2<'_, u32>) -> Result<()> {
-        self.inner().prefill(prompt)
-    }
-}
-
-impl<D: Denoiser + Prefill, R: RewardGradient> Prefill for RewardGuided<D, R> {
-    /// Forwards to the wrapped model.
-    fn prefill(&self, prompt: ArrayView2<'_, u32>) -> Result<()> {
-        self.inner().prefill(prompt)
-    }
-}
+use crate::sample::driver::BlockModel;
+use crate::sample::guidance::check_call;
 
 /// Whether a denoiser's logits depend on the time argument.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -180,11 +144,16 @@ impl<D: Denoiser> ExactReuse<D> {
     }
 }
 
-impl<D: Denoiser + Prefill> Prefill for ExactReuse<D> {
+impl<D: BlockModel> BlockModel for ExactReuse<D> {
     /// Resets the cache, then forwards to the wrapped model.
-    fn prefill(&self, prompt: ArrayView2<'_, u32>) -> Result<()> {
+    fn prefill(&mut self, prompt: ArrayView2<'_, u32>) -> Result<()> {
         self.reset();
         self.inner.prefill(prompt)
+    }
+
+    /// Forwards to the wrapped model; the cache stays valid (it is keyed by the tokens).
+    fn begin_block(&mut self, block: Range<usize>, tokens: ArrayView2<'_, u32>) -> Result<()> {
+        self.inner.begin_block(block, tokens)
     }
 }
 
@@ -316,7 +285,7 @@ pub struct IntervalCache<D> {
 
 impl<D: Denoiser> IntervalCache<D> {
     /// Wrap `inner` with the given intervals; positions `[0, prompt_len)` are the prompt
-    /// (changed by [`Prefill::prefill`]). `prompt_len` may be 0 (no prompt).
+    /// (changed by [`BlockModel::prefill`]). `prompt_len` may be 0 (no prompt).
     pub fn new(inner: D, config: IntervalConfig, prompt_len: usize) -> Self {
         IntervalCache {
             inner,
@@ -363,10 +332,16 @@ impl<D: Denoiser> IntervalCache<D> {
     }
 }
 
-impl<D: Denoiser + Prefill> Prefill for IntervalCache<D> {
+impl<D: BlockModel> BlockModel for IntervalCache<D> {
+    /// Forwards to the wrapped model; the refresh schedule runs on across blocks (a block
+    /// start changes no token, so it forces no refresh).
+    fn begin_block(&mut self, block: Range<usize>, tokens: ArrayView2<'_, u32>) -> Result<()> {
+        self.inner.begin_block(block, tokens)
+    }
+
     /// Resets the cache, sets `P` to the prompt's width, then forwards to the wrapped
     /// model.
-    fn prefill(&self, prompt: ArrayView2<'_, u32>) -> Result<()> {
+    fn prefill(&mut self, prompt: ArrayView2<'_, u32>) -> Result<()> {
         {
             let mut st = lock(&self.state);
             st.cached = None;

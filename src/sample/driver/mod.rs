@@ -11,7 +11,10 @@
 //! left to right, positions after the current block staying untouched (LLaDA sets their
 //! confidence to `−∞`; BD3 does not even look at them: that difference belongs to the
 //! denoiser, which [`BlockModel::begin_block`] tells when a block starts so that it can
-//! cache the committed prefix). Each block runs `steps` steps on the grid
+//! cache the committed prefix). Before the first block the driver calls
+//! [`BlockModel::prefill`] once with the prompt `tokens[.., ..P]` (`P`: the first block's
+//! start, or without blocks the longest prefix fixed in every sequence): the one place
+//! where caches reset and prompt caches fill. Each block runs `steps` steps on the grid
 //! `t_k = 1 − (k/steps)(1 − t_min)` ([`TimeGrid::uniform`]); for LLaDA's
 //! "`steps` split over the blocks" pass `steps / num_blocks`.
 //!
@@ -35,13 +38,15 @@
 //! plus the transforms of the rows read. Memory: one `[B, L, V]` logit buffer.
 
 mod config;
+mod hooks;
 mod observer;
 mod policy;
 mod unmask;
 
 pub use config::{Blocks, Changes, EosPadding, Policy, RunReport, SamplerConfig, StopRule};
 
-pub use observer::{BlockModel, NoHook, Observer, StepEvent};
+pub use hooks::{BlockModel, NoHook};
+pub use observer::{Observer, StepEvent};
 pub use unmask::{StepPlace, unmask_step};
 
 use ndarray::{Array1, Array2, Array3, ArrayView2, ArrayViewMut2, Axis, s};
@@ -155,6 +160,8 @@ pub fn run<M: BlockModel + ?Sized, B: Backend + ?Sized>(
         StopRule::MaxNfe(n) => Some(*n),
         _ => None,
     });
+    let prompt_len = prompt_len(config, st.fixed.view());
+    model.prefill(st.tokens.slice(s![.., ..prompt_len]))?;
     'blocks: for (bi_block, &(a, e)) in blocks.iter().enumerate() {
         model.begin_block(a..e, st.tokens.view())?;
         let in_block = |st: &State<'_>| {
@@ -248,6 +255,17 @@ pub fn run<M: BlockModel + ?Sized, B: Backend + ?Sized>(
         }
     }
     Ok(st.report)
+}
+
+/// The prompt length `P` given to [`BlockModel::prefill`]: the first block's start with
+/// blocks, otherwise the longest prefix fixed in every sequence.
+fn prompt_len(config: &SamplerConfig, fixed: ArrayView2<'_, bool>) -> usize {
+    match config.blocks {
+        Some(bk) => bk.start,
+        None => (0..fixed.ncols())
+            .take_while(|&i| fixed.column(i).iter().all(|&f| f))
+            .count(),
+    }
 }
 
 /// One driver step on logits the caller already holds (the driver's per-step work without

@@ -51,6 +51,7 @@ use ndarray::{Array1, Array2, Array3, ArrayView1, ArrayView2, ArrayViewMut3, Axi
 use super::{check_call, strength};
 use crate::error::{Error, Result};
 use crate::model::Denoiser;
+use crate::sample::driver::BlockModel;
 use crate::validate;
 
 /// Guidance weight `w` (LLaDA's `cfg_scale`) and the time interval `[t_lo, t_hi]` in which
@@ -335,5 +336,28 @@ impl<C: Denoiser, U: Denoiser> Denoiser for ClassifierFree<C, U> {
                 combine_rows(&mut out, &u, &active, w)
             }
         }
+    }
+}
+
+/// Forwards both driver hooks to the conditional model and to the separate unconditional
+/// model, if any (with prompt masking the one model sees each hook once).
+impl<C: BlockModel, U: BlockModel> BlockModel for ClassifierFree<C, U> {
+    fn prefill(&mut self, prompt: ArrayView2<'_, u32>) -> Result<()> {
+        self.cond.prefill(prompt)?;
+        if let Source::Model(u) = &mut self.source {
+            u.prefill(prompt)?;
+        }
+        Ok(())
+    }
+    fn begin_block(
+        &mut self,
+        block: std::ops::Range<usize>,
+        tokens: ArrayView2<'_, u32>,
+    ) -> Result<()> {
+        self.cond.begin_block(block.clone(), tokens)?;
+        if let Source::Model(u) = &mut self.source {
+            u.begin_block(block, tokens)?;
+        }
+        Ok(())
     }
 }

@@ -52,6 +52,7 @@ use ndarray::{Array2, ArrayView1, ArrayView2, ArrayViewMut2, ArrayViewMut3, Axis
 use super::{check_call, strength};
 use crate::error::{Error, Result};
 use crate::model::Denoiser;
+use crate::sample::driver::BlockModel;
 use crate::validate;
 
 /// A (possibly time-dependent, possibly noisy-input) classifier for one fixed target `y`:
@@ -397,5 +398,19 @@ impl<D: Denoiser, K: Classifier> Denoiser for ClassifierGuided<D, K> {
             out.index_axis_mut(Axis(0), r).assign(&guided);
         }
         Ok(())
+    }
+}
+
+/// Forwards both driver hooks to the wrapped denoiser.
+impl<D: BlockModel, K: Classifier> BlockModel for ClassifierGuided<D, K> {
+    fn prefill(&mut self, prompt: ArrayView2<'_, u32>) -> Result<()> {
+        self.inner.prefill(prompt)
+    }
+    fn begin_block(
+        &mut self,
+        block: std::ops::Range<usize>,
+        tokens: ArrayView2<'_, u32>,
+    ) -> Result<()> {
+        self.inner.begin_block(block, tokens)
     }
 }

@@ -22,6 +22,7 @@ use ndarray::{Array2, ArrayView1, ArrayView2, ArrayViewMut2, ArrayViewMut3, Axis
 use super::{check_call, strength};
 use crate::error::{Error, Result};
 use crate::model::Denoiser;
+use crate::sample::driver::BlockModel;
 use crate::validate;
 
 /// The gradient of a scalar reward with respect to one sequence's logits.
@@ -171,5 +172,19 @@ impl<D: Denoiser, R: RewardGradient> Denoiser for RewardGuided<D, R> {
             out.index_axis_mut(Axis(0), r).assign(&guided);
         }
         Ok(())
+    }
+}
+
+/// Forwards both driver hooks to the wrapped denoiser.
+impl<D: BlockModel, R: RewardGradient> BlockModel for RewardGuided<D, R> {
+    fn prefill(&mut self, prompt: ArrayView2<'_, u32>) -> Result<()> {
+        self.inner.prefill(prompt)
+    }
+    fn begin_block(
+        &mut self,
+        block: std::ops::Range<usize>,
+        tokens: ArrayView2<'_, u32>,
+    ) -> Result<()> {
+        self.inner.begin_block(block, tokens)
     }
 }
