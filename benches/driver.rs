@@ -60,6 +60,7 @@ fn presets(mask: u32) -> Vec<(&'static str, SamplerConfig)> {
                     ..DreamOptions::default()
                 },
                 0.9,
+                true,
             )
             .unwrap(),
         ),

@@ -32,6 +32,7 @@ fn config(mask: u32, steps: usize, per_step: usize, score: Score) -> SamplerConf
         transforms: vec![],
         draw_temperature: 1.0,
         exclude_mask: true,
+        original_confidence: false,
         policy: Policy::Unmask(Unmasking {
             score,
             budget: Budget::Fixed(per_step),

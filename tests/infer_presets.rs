@@ -258,7 +258,7 @@ fn dream_ref(
     eps: f64,
     top_k: Option<usize>,
     alg: &str,
-    dimple: Option<f64>,
+    dimple: Option<(f64, bool)>,
 ) -> Vec<u32> {
     let ts: Vec<f64> = (0..=steps)
         .map(|k| {
@@ -280,6 +280,7 @@ fn dream_ref(
         let mut x0 = vec![0u32; x.len()];
         for &j in &masked {
             let mut r = model_row(&x, j);
+            let original = softmax(&r);
             if let Some(k) = top_k {
                 let mut sorted = r.clone();
                 sorted.sort_by(|a, b| b.partial_cmp(a).unwrap());
@@ -296,13 +297,15 @@ fn dream_ref(
             let c = match alg {
                 "margin" => q[0] - q[1],
                 "entropy" => p.iter().filter(|&&v| v > 0.0).map(|&v| v * v.ln()).sum(),
+                // Dimple `use_original_confidence`: the unfiltered row's probability.
+                _ if matches!(dimple, Some((_, true))) => original[a],
                 _ => p[a],
             };
             conf.push((j, c));
         }
         let take = match dimple {
             Some(_) if i == steps - 1 => masked.clone(),
-            Some(th) => {
+            Some((th, _)) => {
                 let v: Vec<usize> = conf.iter().filter(|c| c.1 > th).map(|c| c.0).collect();
                 if v.is_empty() {
                     // Dimple's fallback count on the masked ratio.
@@ -369,12 +372,14 @@ fn dream_and_dimple_presets_match_reference_loops() {
             ..DreamOptions::default()
         };
         for th in [0.2, 0.5, 0.9] {
-            let got = drive(&dimple(MASK, &o, th).unwrap(), &x).0;
-            assert_eq!(
-                got,
-                dream_ref(x.clone(), 10, 1e-3, top_k, "conf", Some(th)),
-                "dimple {th}"
-            );
+            for orig in [false, true] {
+                let got = drive(&dimple(MASK, &o, th, orig).unwrap(), &x).0;
+                assert_eq!(
+                    got,
+                    dream_ref(x.clone(), 10, 1e-3, top_k, "conf", Some((th, orig))),
+                    "dimple {th} original {orig}"
+                );
+            }
         }
     }
 }
@@ -439,5 +444,192 @@ fn mdlm_preset_matches_reference_loop() {
             assert_eq!(got[i], y[i], "position {i}");
         }
         assert_ne!(got[i], MASK);
+    }
+}
+
+#[test]
+fn dimple_original_confidence_changes_the_decode() {
+    // With top-k = 2 the filtered probability of the argmax is p₁/(p₁ + p₂) > p₁: the two
+    // confidences straddle some thresholds, and the decodes differ there.
+    let x = prompt(2, 10);
+    let o = DreamOptions {
+        steps: 10,
+        top_k: Some(2),
+        ..DreamOptions::default()
+    };
+    let mut differ = 0;
+    for th in [0.2, 0.3, 0.4, 0.5, 0.6, 0.7] {
+        let a = drive(&dimple(MASK, &o, th, true).unwrap(), &x);
+        let b = drive(&dimple(MASK, &o, th, false).unwrap(), &x);
+        assert_eq!(
+            a.0,
+            dream_ref(x.clone(), 10, 1e-3, Some(2), "conf", Some((th, true)))
+        );
+        let order = |l: &Log| l.0.iter().map(|c| c.pos).collect::<Vec<_>>();
+        differ += usize::from(a.0 != b.0 || order(&a.1) != order(&b.1));
+    }
+    assert!(differ > 0, "original and filtered confidence never differed");
+}
+
+/// SGLang `LowConfidence` (low_confidence.py): blocks aligned to multiples of `bs`, at most
+/// `bs` iterations per block; argmax over the full vocabulary; reveal `p > th`, else the
+/// single most confident (ties: lower position).
+fn sglang_ref(mut x: Vec<u32>, p: usize, bs: usize, th: f64) -> (Vec<u32>, usize) {
+    let mut nfe = 0;
+    let mut a = p - p % bs;
+    while a < x.len() {
+        let e = a + bs;
+        for _ in 0..bs {
+            let masked: Vec<usize> = (a..e).filter(|&i| x[i] == MASK).collect();
+            if masked.is_empty() {
+                break;
+            }
+            nfe += 1;
+            let rows: Vec<Vec<f64>> = (0..x.len()).map(|i| softmax(&model_row(&x, i))).collect();
+            let conf: Vec<(usize, f64)> = masked
+                .iter()
+                .map(|&i| (i, rows[i][argmax(&rows[i])]))
+                .collect();
+            let mut take: Vec<usize> = conf.iter().filter(|c| c.1 > th).map(|c| c.0).collect();
+            if take.is_empty() {
+                take = topk(&conf, 1);
+            }
+            for i in take {
+                x[i] = argmax(&rows[i]) as u32;
+            }
+        }
+        a = e;
+    }
+    (x, nfe)
+}
+
+#[test]
+fn sglang_low_confidence_matches_reference_loop() {
+    // Whether some iteration revealed several positions (the threshold branch).
+    let mut parallel = false;
+    for &(p, glen, bs) in &[(2usize, 10usize, 4usize), (4, 8, 4), (5, 7, 6), (0, 6, 3)] {
+        let x = prompt(p, glen);
+        for th in [SGLANG_THRESHOLD, 0.2, 0.3, 0.45] {
+            let cfg = sglang_low_confidence(MASK, p, glen, bs, th).unwrap();
+            let mut t = Array2::from_shape_vec((1, x.len()), x.clone()).unwrap();
+            let rep = run(
+                &mut NoHook(&Toy),
+                &CpuBackend::new(),
+                &cfg,
+                t.view_mut(),
+                None,
+                5,
+                &[3],
+                &mut (),
+            )
+            .unwrap();
+            let (want, nfe) = sglang_ref(x.clone(), p, bs, th);
+            assert_eq!(t.row(0).to_vec(), want, "p {p} glen {glen} bs {bs} th {th}");
+            assert_eq!(rep.nfe, nfe, "p {p} glen {glen} bs {bs} th {th}");
+            parallel |= rep.nfe < glen;
+        }
+    }
+    assert!(parallel);
+    // Bad layouts and thresholds.
+    assert!(sglang_low_confidence(MASK, 2, 9, 4, 0.95).is_err());
+    assert!(sglang_low_confidence(MASK, 2, 10, 0, 0.95).is_err());
+    assert!(sglang_low_confidence(MASK, 2, 10, 4, 0.0).is_err());
+    assert!(sglang_low_confidence(MASK, 2, 10, 4, 1.5).is_err());
+    assert!(sglang_low_confidence(MASK, 2, 10, 4, f64::NAN).is_err());
+}
+
+/// Certain rows: `p(x0) = 1` exactly (one finite logit). SGLang compares `p > threshold`
+/// strictly, so at `threshold = 1` nothing passes and each iteration reveals exactly one
+/// position, left to right (`≥` would reveal the whole block in one call).
+#[test]
+fn sglang_threshold_is_strict() {
+    struct Certain;
+    impl Denoiser for Certain {
+        fn vocab_size(&self) -> usize {
+            3
+        }
+        fn logits(
+            &self,
+            _: ArrayView2<'_, u32>,
+            _: ArrayView1<'_, f64>,
+            mut out: ArrayViewMut3<'_, f32>,
+        ) -> Result<()> {
+            out.fill(f32::NEG_INFINITY);
+            out.slice_mut(ndarray::s![.., .., 1]).fill(0.0);
+            Ok(())
+        }
+    }
+    let cfg = sglang_low_confidence(2, 0, 4, 4, 1.0).unwrap();
+    let mut t = Array2::from_elem((1, 4), 2u32);
+    let mut log = Log::default();
+    let rep = run(
+        &mut NoHook(&Certain),
+        &CpuBackend::new(),
+        &cfg,
+        t.view_mut(),
+        None,
+        0,
+        &[0],
+        &mut log,
+    )
+    .unwrap();
+    assert_eq!(t.row(0).to_vec(), vec![1; 4]);
+    assert_eq!(rep.nfe, 4);
+    assert_eq!(
+        log.0.iter().map(|c| c.pos).collect::<Vec<_>>(),
+        vec![0, 1, 2, 3]
+    );
+}
+
+#[test]
+fn vllm_preset_is_the_plugins_llada_loop() {
+    // The plugin's layout rules.
+    let lay = |max_tokens, block_size, steps| {
+        VllmDllmOptions {
+            max_tokens,
+            block_size,
+            steps,
+            temperature: 0.0,
+        }
+        .layout(3)
+        .unwrap()
+    };
+    let l = lay(10, 4, 7);
+    assert_eq!((l.gen_length, l.block_length, l.steps), (12, 4, 6));
+    let l = lay(3, 4, 7);
+    assert_eq!((l.gen_length, l.block_length, l.steps), (3, 3, 7));
+    let l = lay(500, 32, 128);
+    assert_eq!((l.gen_length, l.block_length, l.steps), (128, 32, 128));
+    let l = lay(64, 32, 3);
+    assert_eq!((l.gen_length, l.block_length, l.steps), (64, 32, 2));
+    let d = VllmDllmOptions::default();
+    assert_eq!(
+        (d.max_tokens, d.block_size, d.steps, d.temperature),
+        (128, 32, 128, 0.0)
+    );
+    assert!(
+        VllmDllmOptions {
+            block_size: 0,
+            ..d
+        }
+        .layout(3)
+        .is_err()
+    );
+    // The preset is LLaDA's loop on that layout.
+    for &(mt, bs, st) in &[(10usize, 4usize, 7usize), (8, 4, 8), (6, 6, 3)] {
+        let o = VllmDllmOptions {
+            max_tokens: mt,
+            block_size: bs,
+            steps: st,
+            temperature: 0.0,
+        };
+        let l = o.layout(3).unwrap();
+        let x = prompt(3, l.gen_length);
+        let got = drive(&vllm(MASK, 3, &o).unwrap(), &x).0;
+        assert_eq!(
+            got,
+            llada_ref(x.clone(), 3, l.gen_length, l.block_length, l.steps)
+        );
+        assert_eq!(got, drive(&llada(MASK, l, 0.0, false).unwrap(), &x).0);
     }
 }

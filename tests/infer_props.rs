@@ -171,7 +171,7 @@ proptest! {
         }
         let cfg = SamplerConfig {
             mask_id: mask, steps, t_min: 0.0, transforms: vec![], draw_temperature: 1.0,
-            exclude_mask: true, policy: pol, blocks: bl, stop, eos: None,
+            exclude_mask: true, original_confidence: false, policy: pol, blocks: bl, stop, eos: None,
         };
         let x0 = Array2::from_shape_fn((b, l), |(bi, i)| {
             if (blocks && i < l / 3) || (fixed_bits >> ((bi * 5 + i) % 11)) & 1 == 1 { (mask + 1 + (i as u32 % (v as u32 - 1))) % v as u32 } else { mask }

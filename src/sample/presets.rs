@@ -1,5 +1,6 @@
-//! Presets: the decoders of LLaDA, Fast-dLLM, Dream, Dimple, MDLM, ReMDM, FUDOKI and the
-//! EB-sampler as [`SamplerConfig`]s with their exact semantics (`docs/inference.md` has
+//! Presets: the decoders of LLaDA, Fast-dLLM, Dream, Dimple, MDLM, ReMDM, FUDOKI, the
+//! EB-sampler and the default diffusion-LM policies of the serving engines (SGLang's
+//! `LowConfidence`, the vLLM dLLM plugin's LLaDA loop) as [`SamplerConfig`]s with their exact semantics (`docs/inference.md` has
 //! the table: `≥` vs `>`, probability vs log-probability, before/after temperature, mask
 //! token in or out).
 //!
@@ -75,6 +76,7 @@ fn base(mask_id: u32, steps: usize, policy: Policy) -> SamplerConfig {
         transforms: Vec::new(),
         draw_temperature: 0.0,
         exclude_mask: false,
+        original_confidence: false,
         policy,
         blocks: None,
         stop: Vec::new(),
@@ -286,22 +288,29 @@ pub fn dream(mask_id: u32, alg: DreamAlg, o: &DreamOptions) -> Result<SamplerCon
 }
 
 /// Dimple confident decoding (Yu et al. 2025; yu-rp/Dimple `generation_utils.py`,
-/// `decoding_pipeline='dim'`, `alg='maskgit_plus'`, `alg_p_threshold = threshold`,
-/// `use_original_confidence = True`): `x0` drawn at temperature τ from the top-p/top-k
-/// filtered row; the confidence is the **untempered** probability of `x0`; every candidate
-/// with confidence **`> threshold`** is revealed; when none is, the top-k by confidence with
-/// Dimple's ratio count ([`Budget::DimpleRatio`]); all at the last step. Difference: Dimple's
-/// confidence ignores top-p/top-k (here it is the filtered row's), and its draw applies τ
-/// before top-p (here after); both agree without filters.
+/// `decoding_pipeline='dim'`, `alg='maskgit_plus'`, `alg_p_threshold = threshold`).
+///
+/// Dimple's `sample_tokens`: `x0` is drawn from `softmax(top_k(top_p(ℓ/τ)))` (τ first, as
+/// Dream; `τ = 0`: argmax of the filtered row), here the transforms `Temperature(τ)`,
+/// `TopP`, `TopK` in that order and a draw at temperature 1. The confidence is, with
+/// `use_original_confidence = true` (Dimple's default, "highly recommended"), the
+/// probability of `x0` under the **original** row `softmax(ℓ)` (untempered, unfiltered:
+/// [`SamplerConfig::original_confidence`]), and with `false` under the transformed row (the
+/// tempered, filtered probability, as Dream). Every candidate with confidence
+/// **`> threshold`** is revealed; when none is, the top-k by confidence with Dimple's ratio
+/// count ([`Budget::DimpleRatio`]); all at the last step.
 ///
 /// # Errors
 /// As [`dream`]; `threshold ∉ [0, 1]`.
-pub fn dimple(mask_id: u32, o: &DreamOptions, threshold: f64) -> Result<SamplerConfig> {
+pub fn dimple(
+    mask_id: u32,
+    o: &DreamOptions,
+    threshold: f64,
+    use_original_confidence: bool,
+) -> Result<SamplerConfig> {
     crate::validate::probability("threshold", threshold)?;
     let mut c = dream(mask_id, DreamAlg::MaskgitPlus, o)?;
-    c.transforms
-        .retain(|t| !matches!(t, LogitTransform::Temperature(_)));
-    c.draw_temperature = o.temperature;
+    c.original_confidence = use_original_confidence;
     c.policy = Policy::Unmask(Unmasking {
         score: Score::Base(BaseScore::Confidence),
         budget: Budget::DimpleRatio { eps: o.eps },
@@ -399,5 +408,172 @@ pub fn eb_sampler(mask_id: u32, steps: usize, gamma: f64) -> Result<SamplerConfi
     );
     c.exclude_mask = true;
     c.validate(mask_id as usize + 2, 1)?;
+    Ok(c)
+}
+
+/// SGLang's default threshold for [`sglang_low_confidence`]
+/// (`algorithm_config.get("threshold", 0.95)`).
+pub const SGLANG_THRESHOLD: f64 = 0.95;
+
+/// SGLang's block size for LLaDA 2.0 (`DllmConfig`: `block_size = 32` for
+/// `LLaDA2MoeModelLM`, overridable by `block_size` in the algorithm config).
+pub const SGLANG_BLOCK_SIZE: usize = 32;
+
+/// SGLang's default diffusion-LM decoding, `LowConfidence`
+/// (sgl-project/sglang `python/sglang/srt/dllm/algorithm/low_confidence.py`), block by
+/// block:
+///
+/// * **Blocks** are aligned to multiples of `block_size` from position 0: SGLang appends
+///   `block_size` masks to the prompt and runs the model on `block_size`-sized chunks of
+///   `prompt + masks`, so the first decoded block `[⌊P/b⌋·b, ⌊P/b⌋·b + b)` holds the
+///   prompt's last `P mod b` tokens (fixed) and `b − P mod b` masks. `prompt_len + gen_length`
+///   must be a multiple of `block_size` (generation continues to a block boundary).
+/// * **Each iteration** (at most `block_size` per block, stopping when the block has no
+///   mask): `x0 = argmax ℓ` over the **whole** vocabulary (no temperature, no top-p/top-k:
+///   `LowConfidence` ignores the request's sampling parameters; the mask id is not
+///   excluded, and a position whose argmax is the mask stays masked); confidence
+///   `p = softmax(ℓ)[x0]` (the max probability, full softmax); every masked position of
+///   the block with **`p > threshold`** (strict) is revealed; when none passes, the one
+///   with the highest `p` (at least one per iteration; ties to the lower position, as
+///   `torch.argmax` in SGLang's vectorised path; `torch.topk(k = 1)` leaves them
+///   unspecified).
+///
+/// Differences: the driver's last step of a block reveals every remaining candidate and
+/// the final fill excludes the mask (SGLang instead leaves a mask whose argmax is the mask
+/// in place: only possible when the model predicts the mask token); SGLang's model sees
+/// only the committed prefix and the current block (block-causal attention, LLaDA 2.0),
+/// which is the denoiser's business ([`BlockModel`](crate::sample::driver::BlockModel)).
+///
+/// # Errors
+/// `block_size = 0`, `gen_length = 0`, `prompt_len + gen_length` not a multiple of
+/// `block_size`, `threshold ∉ (0, 1]` (SGLang asserts `0 < threshold ≤ 1`).
+pub fn sglang_low_confidence(
+    mask_id: u32,
+    prompt_len: usize,
+    gen_length: usize,
+    block_size: usize,
+    threshold: f64,
+) -> Result<SamplerConfig> {
+    if !(threshold > 0.0 && threshold <= 1.0) {
+        return Err(Error::invalid(
+            "threshold",
+            format!("{threshold} must lie in (0, 1]"),
+        ));
+    }
+    if block_size == 0 {
+        return Err(Error::invalid("block_size", "must be at least 1 (got 0)"));
+    }
+    if gen_length == 0 || !(prompt_len + gen_length).is_multiple_of(block_size) {
+        return Err(Error::invalid(
+            "gen_length",
+            format!(
+                "{gen_length} must be ≥ 1 and end on a block boundary: prompt_len + gen_length = {} \
+                 is not a multiple of block_size {block_size}",
+                prompt_len + gen_length
+            ),
+        ));
+    }
+    let mut c = base(
+        mask_id,
+        block_size,
+        Policy::Unmask(Unmasking {
+            score: Score::Base(BaseScore::Confidence),
+            budget: Budget::CeilRemaining,
+            selector: Selector::Threshold {
+                threshold,
+                strict: true,
+            },
+        }),
+    );
+    c.blocks = Some(Blocks {
+        start: prompt_len - prompt_len % block_size,
+        length: block_size,
+    });
+    Ok(c)
+}
+
+/// The generation options of the vLLM diffusion-LM plugin (akkikiki/diffuplug,
+/// `run_diffusion_generation_simple`), with the defaults it uses when they are absent.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct VllmDllmOptions {
+    /// The request's `max_tokens` (default 128); the plugin generates
+    /// `min(max_tokens, 128)` tokens.
+    pub max_tokens: usize,
+    /// `diffusion_block_size` (default 32).
+    pub block_size: usize,
+    /// `diffusion_steps` (default 128).
+    pub steps: usize,
+    /// The request's `temperature` (default 0: greedy).
+    pub temperature: f64,
+}
+
+impl Default for VllmDllmOptions {
+    fn default() -> Self {
+        VllmDllmOptions {
+            max_tokens: 128,
+            block_size: 32,
+            steps: 128,
+            temperature: 0.0,
+        }
+    }
+}
+
+impl VllmDllmOptions {
+    /// The plugin's LLaDA layout for a prompt of `prompt_len` tokens:
+    /// `gen = min(max_tokens, 128)`; if `gen < block` the block shrinks to `gen`, else `gen`
+    /// is rounded **up** to a multiple of the block; with `n = gen / block` blocks, `steps`
+    /// is kept if `n` divides it and otherwise rounded **down** to `max(1, steps / n) · n`.
+    /// The sequence is `prompt_len + gen_length` long.
+    ///
+    /// # Errors
+    /// `max_tokens`, `block_size` or `steps` of 0 (the plugin divides by zero).
+    pub fn layout(&self, prompt_len: usize) -> Result<LladaLayout> {
+        for (arg, x) in [
+            ("max_tokens", self.max_tokens),
+            ("block_size", self.block_size),
+            ("steps", self.steps),
+        ] {
+            if x == 0 {
+                return Err(Error::invalid(arg, "must be at least 1 (got 0)"));
+            }
+        }
+        let mut gen_length = self.max_tokens.min(128);
+        let mut block_length = self.block_size;
+        if gen_length < block_length {
+            block_length = gen_length;
+        } else if !gen_length.is_multiple_of(block_length) {
+            gen_length = (gen_length / block_length + 1) * block_length;
+        }
+        let n = gen_length / block_length;
+        let steps = if self.steps.is_multiple_of(n) {
+            self.steps
+        } else {
+            (self.steps / n).max(1) * n
+        };
+        Ok(LladaLayout {
+            prompt_len,
+            gen_length,
+            block_length,
+            steps,
+        })
+    }
+}
+
+/// The vLLM diffusion-LM default policy. vLLM has no in-tree diffusion-LM decoding; its
+/// diffusion-LM plugin (akkikiki/diffuplug, `LLaDASampler` with
+/// `remasking='low_confidence'`) runs LLaDA's `generate` loop, so this preset **is**
+/// [`llada`]`(mask_id, o.layout(prompt_len), o.temperature, random = false)`: blocks of
+/// `block_length` after the prompt, the block's masks split uniformly over
+/// `steps / num_blocks` steps, top-k by the untempered probability of the Gumbel-drawn
+/// `x0`, mask id not excluded. The plugin also sets `confidence_eos_eot_inf = True`, which
+/// as written overwrites entries of the noisy logits **after** `x0` is drawn and does not
+/// enter the confidence (`softmax(logits)`), so it changes nothing and is not modelled.
+///
+/// # Errors
+/// As [`VllmDllmOptions::layout`] and [`llada`]; a bad temperature.
+pub fn vllm(mask_id: u32, prompt_len: usize, o: &VllmDllmOptions) -> Result<SamplerConfig> {
+    let layout = o.layout(prompt_len)?;
+    let c = llada(mask_id, layout, o.temperature, false)?;
+    c.validate(mask_id as usize + 2, prompt_len + layout.gen_length)?;
     Ok(c)
 }

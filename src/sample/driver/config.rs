@@ -97,6 +97,16 @@ pub struct SamplerConfig {
     pub draw_temperature: f64,
     /// Remove the mask id from every draw (`false` reproduces LLaDA/Fast-dLLM exactly).
     pub exclude_mask: bool,
+    /// ([`Policy::Unmask`] only) Score the candidates on the **untransformed** row (the
+    /// denoiser's logits before `transforms`: before temperature, top-p, top-k), as
+    /// Dimple's `use_original_confidence = True`: the token is still drawn from the
+    /// transformed row, but [`BaseScore::Confidence`](crate::sample::select::BaseScore::Confidence) is
+    /// `softmax(ℓ)[x0]` of the original row `ℓ`, `Margin` and `NegEntropy` (and the
+    /// entropies the selectors and the EB bound read) are those of `softmax(ℓ)`; ids in
+    /// the draw's exclusion list are excluded there too. `false`: everything from the
+    /// transformed row. Costs one more `[B, L, V]` buffer and one backend pass over the
+    /// candidate rows per step when `transforms` is not empty (otherwise both rows agree).
+    pub original_confidence: bool,
     /// How a step moves.
     pub policy: Policy,
     /// Blocks, or `None`.
@@ -222,6 +232,13 @@ impl SamplerConfig {
             t.push(LogitTransform::Suppress(vec![e.pad_id]));
         }
         t
+    }
+
+    /// Whether the driver keeps a copy of the untransformed logits.
+    pub(super) fn keeps_original(&self) -> bool {
+        self.original_confidence
+            && matches!(self.policy, Policy::Unmask(_))
+            && !self.effective_transforms().is_empty()
     }
 
     pub(super) fn remasks(&self) -> bool {

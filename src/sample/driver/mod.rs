@@ -63,6 +63,8 @@ pub(super) struct State<'t> {
     pub(super) tokens: ArrayViewMut2<'t, u32>,
     pub(super) fixed: Array2<bool>,
     pub(super) logits: Array3<f32>,
+    /// A copy of the untransformed logits ([`SamplerConfig::original_confidence`]).
+    pub(super) original: Option<Array3<f32>>,
     pub(super) conf: Array2<f64>,
     pub(super) stable: Array2<(u32, usize)>,
     /// Rows of the buffer already transformed since the last denoiser call.
@@ -141,6 +143,7 @@ pub fn run<M: BlockModel + ?Sized, B: Backend + ?Sized>(
         tokens,
         fixed,
         logits: Array3::zeros((b, l, v)),
+        original: config.keeps_original().then(|| Array3::zeros((b, l, v))),
         conf: Array2::from_elem((b, l), f64::NEG_INFINITY),
         stable: Array2::from_elem((b, l), (u32::MAX, 0)),
         transformed: Array2::from_elem((b, l), false),
@@ -201,6 +204,9 @@ pub fn run<M: BlockModel + ?Sized, B: Backend + ?Sized>(
             }
             let times = Array1::from_elem(b, t);
             model.logits(st.tokens.view(), times.view(), st.logits.view_mut())?;
+            if let Some(o) = st.original.as_mut() {
+                o.assign(&st.logits);
+            }
             st.transformed.fill(false);
             st.report.nfe += 1;
             last_logits = true;
@@ -312,6 +318,7 @@ pub fn step<B: Backend + ?Sized>(
     let mut st = State {
         tokens,
         fixed: fixed.to_owned(),
+        original: config.keeps_original().then(|| logits.clone()),
         logits: std::mem::take(logits),
         conf: Array2::from_elem((b, l), f64::NEG_INFINITY),
         stable: Array2::from_elem((b, l), (u32::MAX, 0)),

@@ -35,6 +35,7 @@ pub(super) fn policy_step<B: Backend + ?Sized>(
             let mut p = unmask::plan(
                 backend,
                 st.logits.view(),
+                st.original.as_ref().map(|o| o.view()),
                 cand,
                 u,
                 spec,

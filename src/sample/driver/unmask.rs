@@ -33,6 +33,7 @@ pub(crate) struct Plan {
 pub(crate) fn plan<B: Backend + ?Sized>(
     backend: &B,
     logits: ArrayView3<'_, f32>,
+    original: Option<ArrayView3<'_, f32>>,
     candidates: ArrayView2<'_, bool>,
     policy: &Unmasking,
     spec: &RowSpec,
@@ -64,13 +65,34 @@ pub(crate) fn plan<B: Backend + ?Sized>(
             summaries.view_mut(),
         )?;
     }
+    let scored = match original {
+        Some(orig) if candidates.iter().any(|&c| c) => {
+            if orig.dim() != logits.dim() {
+                return Err(Error::shape(
+                    "original",
+                    format!("{:?}", logits.shape()),
+                    format!("{:?}", orig.shape()),
+                ));
+            }
+            Some(original_summaries(
+                backend,
+                orig,
+                candidates,
+                &summaries,
+                &spec,
+                rng,
+            )?)
+        }
+        _ => None,
+    };
+    let scored_ref = scored.as_ref().unwrap_or(&summaries);
     let mut chosen = Vec::with_capacity(b);
     for bi in 0..b {
         let key = RngKey::for_stream(rng.seed, rng.streams[bi]);
         let cands: Vec<Candidate> = (0..l)
             .filter(|&i| candidates[[bi, i]])
             .map(|i| {
-                let s = &summaries[[bi, i]];
+                let s = &scored_ref[[bi, i]];
                 Candidate {
                     pos: i,
                     score: policy.score.score(s, i, key, rng.step),
@@ -103,6 +125,40 @@ pub(crate) fn plan<B: Backend + ?Sized>(
         }
     }
     Ok(Plan { summaries, chosen })
+}
+
+/// The summaries the scores read under `original_confidence`: one greedy backend pass over
+/// the candidate rows of the untransformed `orig` (same exclusions, entropy/margin as
+/// requested), with `token` the token drawn from the transformed row and
+/// `token_logprob = ℓ_orig[token] − logsumexp(ℓ_orig)`.
+fn original_summaries<B: Backend + ?Sized>(
+    backend: &B,
+    orig: ArrayView3<'_, f32>,
+    candidates: ArrayView2<'_, bool>,
+    drawn: &Array2<RowSummary>,
+    spec: &RowSpec,
+    rng: &StepRng<'_>,
+) -> Result<Array2<RowSummary>> {
+    let ospec = RowSpec {
+        temperature: 0.0,
+        ..spec.clone()
+    };
+    let mut out = Array2::from_elem(candidates.dim(), RowSummary::default());
+    backend.summarize(
+        orig,
+        Some(candidates),
+        &ospec,
+        &rng.with_purpose(Purpose::CATEGORICAL),
+        out.view_mut(),
+    )?;
+    for ((bi, i), s) in out.indexed_iter_mut() {
+        if candidates[[bi, i]] {
+            let tok = drawn[[bi, i]].token;
+            s.token = tok;
+            s.token_logprob = orig[[bi, i, tok as usize]] as f64 - s.logsumexp;
+        }
+    }
+    Ok(out)
 }
 
 /// Write the plan's reveals: `tokens[b, i] = summaries[b, i].token`; a drawn mask id
@@ -172,6 +228,7 @@ pub fn unmask_step<B: Backend + ?Sized>(
     let p = plan(
         backend,
         logits,
+        None,
         candidates,
         policy,
         spec,
