@@ -8,14 +8,16 @@ use std::sync::Arc;
 
 use discrete_diffusion::backend::cpu::CpuBackend;
 use discrete_diffusion::kernel::mixture::MixtureProcess;
+use discrete_diffusion::model::Denoiser;
 use discrete_diffusion::model::enumeration::EnumerationOracle;
 use discrete_diffusion::model::oracle::OracleDenoiser;
-use discrete_diffusion::sample::cache::{ExactReuse, IntervalCache, IntervalConfig, TimeDependence};
+use discrete_diffusion::sample::cache::{
+    ExactReuse, IntervalCache, IntervalConfig, TimeDependence,
+};
 use discrete_diffusion::sample::driver::{BlockModel, NoHook, RunReport, SamplerConfig, run};
 use discrete_diffusion::sample::guidance::{CfgConfig, ClassifierFree};
 use discrete_diffusion::sample::presets::{LladaLayout, llada, mdlm};
 use discrete_diffusion::schedule::{Linear, LogLinear};
-use discrete_diffusion::model::Denoiser;
 use ndarray::{Array1, Array2, Array3};
 
 const V: usize = 4;
@@ -124,7 +126,10 @@ fn guided_cached_stack_equals_the_unwrapped_run_at_zero_weight() {
             assert_eq!(got, want, "{name} seed {seed}");
             assert_eq!(rep, rep_plain, "{name} seed {seed}");
             let inner = stack.cond().nfe() as usize;
-            eprintln!("{name} seed {seed}: driver NFE {}, real calls {inner}", rep.nfe);
+            eprintln!(
+                "{name} seed {seed}: driver NFE {}, real calls {inner}",
+                rep.nfe
+            );
             assert!(inner <= rep.nfe, "{name}");
             if name.starts_with("mdlm") {
                 // Most of the 48 steps reveal nothing: the real calls drop.
@@ -166,8 +171,12 @@ fn exact_reuse_under_guidance_is_bit_identical() {
         // Guidance is on: the guided logits of the start state differ from the model's.
         let logits = |d: &dyn Denoiser| {
             let mut out = Array3::<f32>::zeros((B, L, V));
-            d.logits(start().view(), Array1::from_elem(B, 0.5).view(), out.view_mut())
-                .unwrap();
+            d.logits(
+                start().view(),
+                Array1::from_elem(B, 0.5).view(),
+                out.view_mut(),
+            )
+            .unwrap();
             out
         };
         assert_ne!(logits(&plain), logits(&oracle()));

@@ -468,7 +468,10 @@ fn dimple_original_confidence_changes_the_decode() {
         let order = |l: &Log| l.0.iter().map(|c| c.pos).collect::<Vec<_>>();
         differ += usize::from(a.0 != b.0 || order(&a.1) != order(&b.1));
     }
-    assert!(differ > 0, "original and filtered confidence never differed");
+    assert!(
+        differ > 0,
+        "original and filtered confidence never differed"
+    );
 }
 
 /// SGLang `LowConfidence` (low_confidence.py): blocks aligned to multiples of `bs`, at most
@@ -607,14 +610,7 @@ fn vllm_preset_is_the_plugins_llada_loop() {
         (d.max_tokens, d.block_size, d.steps, d.temperature),
         (128, 32, 128, 0.0)
     );
-    assert!(
-        VllmDllmOptions {
-            block_size: 0,
-            ..d
-        }
-        .layout(3)
-        .is_err()
-    );
+    assert!(VllmDllmOptions { block_size: 0, ..d }.layout(3).is_err());
     // The preset is LLaDA's loop on that layout.
     for &(mt, bs, st) in &[(10usize, 4usize, 7usize), (8, 4, 8), (6, 6, 3)] {
         let o = VllmDllmOptions {

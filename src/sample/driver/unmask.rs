@@ -75,12 +75,7 @@ pub(crate) fn plan<B: Backend + ?Sized>(
                 ));
             }
             Some(original_summaries(
-                backend,
-                orig,
-                candidates,
-                &summaries,
-                &spec,
-                rng,
+                backend, orig, candidates, &summaries, &spec, rng,
             )?)
         }
         _ => None,
