@@ -52,7 +52,7 @@ fn probabilities_sum_to_one() {
 #[test]
 fn rejects_bad_input() {
     let data = corpus();
-    assert!(NGram::fit(data.iter(), 1, 3, 0.1).is_err()); // token 3 ≥ V
+    assert!(NGram::fit([vec![0u32, 3]], 1, 3, 0.1).is_err()); // token 3 ≥ V
     assert!(NGram::fit(data.iter(), 1, 4, -1.0).is_err());
     assert!(NGram::fit(Vec::<Vec<u32>>::new(), 1, 4, 0.1).is_err());
     assert!(NGram::fit(data.iter(), 8, 4, 0.1).is_ok());

@@ -5,11 +5,11 @@
 //! cargo run --release -p discrete-diffusion-neural --bin train -- --minutes 8
 //! ```
 //!
-//! Options (defaults in brackets): `--data DIR` [`../shared/data` from the repository root,
-//! else the nearest ancestor's `shared/data`], `--minutes M` [5], `--steps N` [none],
-//! `--len L` [57], `--d-model` [128], `--layers` [2], `--heads` [4], `--batch` [64],
-//! `--lr` [2e-3], `--test-seqs` [1000], `--draws` [16], `--max-order` [7],
-//! `--markov-train N` [all], `--seed` [0], `--out FILE` [`docs/neural.md`].
+//! Options, with their defaults: `--data DIR` (`../shared/data` from the repository root,
+//! else the nearest ancestor's `shared/data`), `--minutes M` (5), `--steps N` (none),
+//! `--len L` (57), `--d-model` (128), `--layers` (2), `--heads` (4), `--batch` (64),
+//! `--lr` (2e-3), `--test-seqs` (1000), `--draws` (16), `--max-order` (7),
+//! `--markov-train N` (all), `--seed` (0), `--out FILE` (`docs/neural.md`).
 
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
