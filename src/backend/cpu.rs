@@ -83,11 +83,15 @@ mod row;
 pub use kernel::Simd;
 
 use kernel::{BLOCK, BlockRec, Mode};
+
+/// Logits per block of the pass (shared with the CUDA backend, which mirrors the blocks).
+#[allow(dead_code)]
+pub(crate) const BLOCK_LEN: usize = BLOCK;
 use row::{RowAt, RowParams};
 
 /// Inverse temperatures are clamped to `[2⁻⁶⁰, 2⁶⁰]` so that `(ℓ − m)·τ⁻¹` is never
 /// `0·∞`.
-const INV_TAU_RANGE: (f64, f64) = (8.673_617_379_884_035e-19, 1.152_921_504_606_847e18);
+pub(crate) const INV_TAU_RANGE: (f64, f64) = (8.673_617_379_884_035e-19, 1.152_921_504_606_847e18);
 
 /// Work chunks per thread (load balance; results do not depend on it).
 const CHUNKS_PER_THREAD: usize = 16;
@@ -172,7 +176,7 @@ impl CpuBackend {
 }
 
 /// The allowed segments `[a, b)` of `0..v` around the sorted, deduplicated `excluded`.
-fn segments(excluded: &[u32], v: usize) -> Vec<(usize, usize)> {
+pub(crate) fn segments(excluded: &[u32], v: usize) -> Vec<(usize, usize)> {
     let mut segs = Vec::with_capacity(excluded.len() + 1);
     let mut a = 0usize;
     for &e in excluded {

@@ -33,6 +33,8 @@
 use ndarray::{ArrayView2, ArrayView3, ArrayViewMut2};
 
 pub mod cpu;
+#[cfg(feature = "cuda")]
+pub mod cuda;
 pub mod steps;
 
 use crate::error::{Error, Result};

@@ -3,5 +3,6 @@
 //! posteriors → velocities, and reverse CTMC rates built from any of them.
 
 pub mod radd;
+pub mod reverse;
 pub mod score;
 pub mod velocity;

@@ -40,19 +40,19 @@ pub const EXP_CUTOFF: f32 = -87.0;
 /// `[EXP_CUTOFF, 0]`: the exhaustive maximum over all `f32` arguments is `8.84·10⁻⁸`.
 pub const EXP_MAX_REL_ERROR: f64 = 9.0e-8;
 
-const LOG2_E: f32 = std::f32::consts::LOG2_E;
+pub(crate) const LOG2_E: f32 = std::f32::consts::LOG2_E;
 /// `1.5·2²³`: adding and subtracting it rounds an `f32` of magnitude `< 2²²` to an integer.
-const MAGIC: f32 = 12_582_912.0;
+pub(crate) const MAGIC: f32 = 12_582_912.0;
 /// The high part of `ln 2` (9 significant bits).
-const LN2_HI: f32 = 0.693_359_4;
+pub(crate) const LN2_HI: f32 = 0.693_359_4;
 /// `ln 2 − LN2_HI`.
-const LN2_LO: f32 = -2.121_944_4e-4;
+pub(crate) const LN2_LO: f32 = -2.121_944_4e-4;
 /// `q(r) = C2 + C3·r + C4·r² + C5·r³ + C6·r⁴` (see the module docs).
-const C2: f32 = 0.5;
-const C3: f32 = 0.166_665_76;
-const C4: f32 = 0.041_666_553;
-const C5: f32 = 0.008_363_293;
-const C6: f32 = 0.001_392_632_6;
+pub(crate) const C2: f32 = 0.5;
+pub(crate) const C3: f32 = 0.166_665_76;
+pub(crate) const C4: f32 = 0.041_666_553;
+pub(crate) const C5: f32 = 0.008_363_293;
+pub(crate) const C6: f32 = 0.001_392_632_6;
 
 /// `exp(y)` for `y ≤ 0` in `f32`, branch-free and vectorisable (see the module docs):
 /// relative error `≤` [`EXP_MAX_REL_ERROR`] on `[EXP_CUTOFF, 0]`, exactly `0` below
