@@ -118,8 +118,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     report.row("training data", "data", &data_m, None, 0.0);
 
     // 2. Model.
-    let (chain, fit_s) =
-        timed(|| MarkovChainOracle::fit(train.iter(), s.order, 4, s.len, 0.5));
+    let (chain, fit_s) = timed(|| MarkovChainOracle::fit(train.iter(), s.order, 4, s.len, 0.5));
     let chain = chain?;
     let model = format!("markov-{}", s.order);
     let absorbing = AbsorbingOracle::new(&chain, 4)?;
@@ -181,10 +180,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             Box::new(|steps| absorbing.tau_leaping(steps, start.clone(), args.seed + 4)),
         ),
     ];
-    let pb = progress(
-        (samplers.len() * s.steps.len() + 1) as u64,
-        "sampling",
-    );
+    let pb = progress((samplers.len() * s.steps.len() + 1) as u64, "sampling");
     for (name, run) in &samplers {
         let mut pts = Vec::new();
         for &steps in &s.steps {
@@ -193,7 +189,13 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             let x = rows(x.view());
             let mut m = metrics(&x);
             m.push(("heldout_nelbo_bpb", nelbo));
-            report.row(&model, &format!("{name} ({steps} steps)"), &m, Some(nfe), wall);
+            report.row(
+                &model,
+                &format!("{name} ({steps} steps)"),
+                &m,
+                Some(nfe),
+                wall,
+            );
             pts.push((nfe as f64, m[1].1));
             pb.inc(1);
         }
@@ -233,7 +235,11 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         points: vec![(lo, data_m[1].1), (hi, data_m[1].1)],
     });
     if let Err(e) = line_plot(
-        if args.quick { "dna-quick.svg" } else { "dna.svg" },
+        if args.quick {
+            "dna-quick.svg"
+        } else {
+            "dna.svg"
+        },
         "DNA: 6-mer spectrum divergence to held-out amplicons",
         "denoiser calls (NFE)",
         "JS divergence (bits)",

@@ -32,15 +32,17 @@ use discrete_diffusion::data::datasets::protein_default;
 use discrete_diffusion::data::protein::STANDARD;
 use discrete_diffusion::data::{Codec, ExtrasPolicy, ProteinCodec};
 use discrete_diffusion::kernel::ForwardKernel;
+use discrete_diffusion::kernel::posterior::{PosteriorWorkspace, q_posterior};
 use discrete_diffusion::kernel::similarity::Similarity;
 use discrete_diffusion::loss::d3pm::{D3pmWorkspace, Decoder, decoder_nll, posterior_kl, prior_kl};
+use discrete_diffusion::math::softmax_into;
 use discrete_diffusion::model::Denoiser;
 use discrete_diffusion::model::markov::MarkovChainOracle;
 use discrete_diffusion::model::oracle::OracleDenoiser;
 use discrete_diffusion::rng::{CounterRng, Purpose, RngKey, sample_masses};
-use discrete_diffusion::kernel::posterior::{PosteriorWorkspace, q_posterior};
-use discrete_diffusion::math::softmax_into;
-use discrete_diffusion::sample::d3pm::{D3pmOptions, ReverseForm, Start, reverse_probs, sample_d3pm};
+use discrete_diffusion::sample::d3pm::{
+    D3pmOptions, ReverseForm, Start, reverse_probs, sample_d3pm,
+};
 use discrete_diffusion::schedule::BetaSchedule;
 use ndarray::{Array1, Array2, Array3};
 
@@ -122,7 +124,6 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             ("dipeptide_js_bits", js_bits(&kmer_freqs(seqs, 2, V), &ref2)),
         ]
     };
-    report.row("held-out data", "data", &[], None, 0.0);
     let data_rows = subsample(&train, s.samples, args.seed);
     report.row("training data", "data", &metrics(&data_rows), None, 0.0);
 
@@ -238,17 +239,31 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     for (r, x) in natives.iter().enumerate() {
         let y = filled.row(r);
         kept += (a..b).filter(|&i| y[i] == x[i]).count();
-        same += (0..s.len).filter(|&i| !(a..b).contains(&i) && y[i] == x[i]).count();
+        same += (0..s.len)
+            .filter(|&i| !(a..b).contains(&i) && y[i] == x[i])
+            .count();
         n_fill += s.len - (b - a);
-        infill.push(y.iter().enumerate().filter(|(i, _)| !(a..b).contains(i)).map(|(_, &t)| t).collect());
+        infill.push(
+            y.iter()
+                .enumerate()
+                .filter(|(i, _)| !(a..b).contains(i))
+                .map(|(_, &t)| t)
+                .collect(),
+        );
     }
     let chance: f64 = ref1.iter().map(|f| f * f).sum();
     report.row(
         "absorbing + markov-1",
         &format!("motif infill (mdlm, {} steps)", s.len),
         &[
-            ("motif_preserved", kept as f64 / (natives.len() * (b - a)) as f64),
-            ("composition_js_bits", js_bits(&composition(&infill, V), &ref1)),
+            (
+                "motif_preserved",
+                kept as f64 / (natives.len() * (b - a)) as f64,
+            ),
+            (
+                "composition_js_bits",
+                js_bits(&composition(&infill, V), &ref1),
+            ),
             ("native_identity", same as f64 / n_fill as f64),
             ("chance_identity", chance),
         ],
@@ -266,7 +281,11 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
 
     let labels: Vec<String> = STANDARD.chars().map(String::from).collect();
     if let Err(e) = line_plot(
-        if args.quick { "protein-quick.svg" } else { "protein.svg" },
+        if args.quick {
+            "protein-quick.svg"
+        } else {
+            "protein.svg"
+        },
         "Protein: amino-acid composition",
         "amino acid",
         "frequency",
@@ -283,7 +302,11 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
 fn series(label: &str, freqs: &[f64]) -> Series {
     Series {
         label: label.into(),
-        points: freqs.iter().enumerate().map(|(i, &f)| (i as f64, f)).collect(),
+        points: freqs
+            .iter()
+            .enumerate()
+            .map(|(i, &f)| (i as f64, f))
+            .collect(),
     }
 }
 
@@ -350,11 +373,20 @@ fn d3pm_nelbo(
                 let lg = logits.slice(ndarray::s![0, i, ..]);
                 let y = xt[[0, i]];
                 if t == 1 {
-                    let l0 = decoder_nll(kernel, y, x, lg.as_slice().unwrap_or(&[]), Decoder::Direct, &mut ws, None)?;
+                    let l0 = decoder_nll(
+                        kernel,
+                        y,
+                        x,
+                        lg.as_slice().unwrap_or(&[]),
+                        Decoder::Direct,
+                        &mut ws,
+                        None,
+                    )?;
                     tj += l0;
                     tm += l0;
                 } else {
-                    tj += posterior_kl(kernel, t, y, x, lg.as_slice().unwrap_or(&[]), &mut ws, None)?;
+                    tj +=
+                        posterior_kl(kernel, t, y, x, lg.as_slice().unwrap_or(&[]), &mut ws, None)?;
                     softmax_into(lg, &mut p0)?;
                     q_posterior(kernel, t, y, x, &mut pws, &mut q)?;
                     reverse_probs(kernel, t, y, &p0, ReverseForm::PosteriorMixture, &mut p)?;
@@ -398,7 +430,13 @@ fn kl(q: &[f64], p: &[f64]) -> f64 {
     q.iter()
         .zip(p)
         .filter(|(a, _)| **a > 0.0)
-        .map(|(&a, &b)| if b > 0.0 { a * (a / b).ln() } else { f64::INFINITY })
+        .map(|(&a, &b)| {
+            if b > 0.0 {
+                a * (a / b).ln()
+            } else {
+                f64::INFINITY
+            }
+        })
         .sum::<f64>()
         .max(0.0)
 }

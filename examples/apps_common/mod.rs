@@ -477,11 +477,7 @@ pub fn line_plot(
                     .legend(move |(x, y)| {
                         PathElement::new(vec![(x, y), (x + 18, y)], c.stroke_width(2))
                     });
-                $chart.draw_series(
-                    s.points
-                        .iter()
-                        .map(|&p| Circle::new(p, 3, c.filled())),
-                )?;
+                $chart.draw_series(s.points.iter().map(|&p| Circle::new(p, 3, c.filled())))?;
             }
             $chart
                 .configure_series_labels()
@@ -492,8 +488,7 @@ pub fn line_plot(
         }};
     }
     if log_x {
-        let mut chart =
-            b.build_cartesian_2d((x0 / pad..x1 * pad).log_scale(), 0.0..y1 * 1.15)?;
+        let mut chart = b.build_cartesian_2d((x0 / pad..x1 * pad).log_scale(), 0.0..y1 * 1.15)?;
         chart
             .configure_mesh()
             .x_desc(x_desc)
