@@ -58,7 +58,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         Settings {
             len: 64,
             order: 4,
-            samples: 320,
+            samples: 256,
             steps: vec![4, 16, 64],
             nelbo_seqs: 64,
             nelbo_draws: 32,

@@ -251,6 +251,9 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
                 .collect(),
         );
     }
+    if kept != natives.len() * (b - a) {
+        return Err("motif infilling changed a fixed motif residue".into());
+    }
     let chance: f64 = ref1.iter().map(|f| f * f).sum();
     report.row(
         "absorbing + markov-1",

@@ -308,6 +308,7 @@ impl AbsorbingOracle {
             &streams,
             &mut (),
         )?;
+        self.check_complete(&x)?;
         Ok((x, rep.nfe))
     }
 
@@ -337,7 +338,19 @@ impl AbsorbingOracle {
         let streams: Vec<u64> = (0..x.nrows() as u64).collect();
         let out = sample_ctmc_batch(&ctmc, &self.denoiser, x.view_mut(), &streams, &cfg)?;
         let fill = self.fill_masks(&mut x, t0 / steps as f64, seed)?;
+        self.check_complete(&x)?;
         Ok((x, out.nfe + fill))
+    }
+
+    /// An error if any position of `x` is still masked (every sampler must finish).
+    pub fn check_complete(&self, x: &Array2<u32>) -> Result<()> {
+        match x.iter().position(|&z| z == self.mask) {
+            Some(k) => Err(Error::Numerical {
+                what: "sampler output",
+                reason: format!("position {k} of the batch is still masked"),
+            }),
+            None => Ok(()),
+        }
     }
 
     /// Draw every still-masked position from the exact `p(x_0^i | x_t)` at time `t` (one
@@ -387,6 +400,7 @@ impl AbsorbingOracle {
             nfe = nfe.max(out.nfe);
             row.assign(&Array1::from(r));
         }
+        self.check_complete(&x)?;
         Ok((x, nfe))
     }
 }
@@ -483,7 +497,11 @@ pub fn line_plot(
                 .configure_series_labels()
                 .background_style(WHITE.mix(0.85))
                 .border_style(BLACK)
-                .position(SeriesLabelPosition::UpperRight)
+                .position(if log_x {
+                    SeriesLabelPosition::MiddleRight
+                } else {
+                    SeriesLabelPosition::UpperRight
+                })
                 .draw()?;
         }};
     }
@@ -493,6 +511,7 @@ pub fn line_plot(
             .configure_mesh()
             .x_desc(x_desc)
             .y_desc(y_desc)
+            .x_label_formatter(&|x: &f64| format!("{x:.0}"))
             .draw()?;
         draw!(chart);
     } else {
