@@ -8,6 +8,8 @@
 
 #![allow(dead_code)] // each example uses a subset
 
+pub mod d3pm;
+
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Instant;
