@@ -226,7 +226,12 @@ impl EnumerationOracle {
     }
 
     /// Unnormalised posterior weights `w(x) = p(x) Π_i e_i(x_i)` summed into `out[i, x_i]`,
-    /// returning `(Σ_x w(x), log-scale of the emissions)`.
+    /// returning `(Σ_x w(x), log-scale)` with `ln Σ_x p(x) Π_i q(x_t^i | x_i) = ln Σ + log-scale`.
+    ///
+    /// The weights are formed in log space and shifted by their maximum before
+    /// exponentiating (two passes), so a product of many small emissions never underflows
+    /// to an impossible observation: the evidence is exact to rounding whenever it is
+    /// representable as a logarithm.
     fn accumulate(
         &self,
         xt: &[u32],
@@ -238,17 +243,31 @@ impl EnumerationOracle {
         if em.impossible() {
             return Ok((0.0, f64::NEG_INFINITY));
         }
+        let log_e: Vec<f64> = em.e.iter().map(|&e| e.ln()).collect();
         let mut x = vec![0u32; l];
+        let log_weight = |idx: usize, p: f64, x: &mut [u32]| -> f64 {
+            sequence_into(idx, v, x);
+            let mut lw = p.ln();
+            for (i, &xi) in x.iter().enumerate() {
+                lw += log_e[i * v + xi as usize];
+            }
+            lw
+        };
+        let mut shift = f64::NEG_INFINITY;
+        for (idx, &p) in self.probs.iter().enumerate() {
+            if p > 0.0 {
+                shift = shift.max(log_weight(idx, p, &mut x));
+            }
+        }
+        if shift == f64::NEG_INFINITY {
+            return Ok((0.0, f64::NEG_INFINITY));
+        }
         let mut total = 0.0;
         for (idx, &p) in self.probs.iter().enumerate() {
             if p == 0.0 {
                 continue;
             }
-            sequence_into(idx, v, &mut x);
-            let mut w = p;
-            for (i, &xi) in x.iter().enumerate() {
-                w *= em.e[i * v + xi as usize];
-            }
+            let w = (log_weight(idx, p, &mut x) - shift).exp();
             if w == 0.0 {
                 continue;
             }
@@ -259,7 +278,7 @@ impl EnumerationOracle {
                 }
             }
         }
-        Ok((total, em.log_scale))
+        Ok((total, em.log_scale + shift))
     }
 }
 

@@ -423,12 +423,22 @@ impl MarkovChainOracle {
         if k == 0 {
             let pi = &self.transition[..v];
             for (i, ei) in e.chunks_exact(v).enumerate() {
-                let c: f64 = pi.iter().zip(ei).map(|(a, b)| a * b).sum();
-                if c <= 0.0 {
+                // π_u e_u in log space, shifted by the maximum: a tiny prior mass times a
+                // tiny emission must not underflow to an impossible observation.
+                let lw = |u: usize| pi[u].ln() + ei[u].ln();
+                let shift = (0..v).map(lw).fold(f64::NEG_INFINITY, f64::max);
+                if shift == f64::NEG_INFINITY {
                     return false;
                 }
+                if loo {
+                    for u in 0..v {
+                        out[[i, u]] = pi[u];
+                    }
+                    continue;
+                }
+                let c: f64 = (0..v).map(|u| (lw(u) - shift).exp()).sum();
                 for u in 0..v {
-                    out[[i, u]] = if loo { pi[u] } else { pi[u] * ei[u] / c };
+                    out[[i, u]] = (lw(u) - shift).exp() / c;
                 }
             }
             return true;
