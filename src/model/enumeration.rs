@@ -13,7 +13,9 @@
 
 use ndarray::ArrayViewMut2;
 
-use super::oracle::{ExactPosterior, check_posterior_out, emissions, inverse_cdf, zero_evidence};
+use super::oracle::{
+    ExactPosterior, check_posterior_out, emissions, exp_shifted, inverse_cdf, zero_evidence,
+};
 use crate::error::{Error, Result};
 use crate::kernel::Channel;
 use crate::rng::CounterRng;
@@ -199,34 +201,65 @@ impl EnumerationOracle {
         Ok(cur)
     }
 
-    /// Leave-one-out weights `p(x) Π_{j ≠ i} e_j(x_j)` summed into `out[i, x_i]` (prefix and
-    /// suffix products, `O(L·V^L)`), returning the full total `Σ_x p(x) Π_j e_j(x_j)`.
-    fn accumulate_loo(&self, e: &[f64], out: &mut ArrayViewMut2<'_, f64>) -> f64 {
+    /// Leave-one-out weights `p(x) Π_{j ≠ i} e_j(x_j)` summed into `out[i, x_i]`, each row
+    /// `i` scaled by its own factor (rows are normalised by the caller); returns whether
+    /// the full evidence `Σ_x p(x) Π_j e_j(x_j)` is positive. `le` holds `ln e` (`[L, V]`).
+    ///
+    /// The weights are formed in log space from prefix and suffix sums of `ln e`
+    /// (`O(L·V^L)`), and row `i` is shifted by its own maximum `max_x ln p(x) +
+    /// Σ_{j ≠ i} ln e_j(x_j)` (two passes): the leave-one-out rows may be dominated by
+    /// sequences whose full weight is negligible (the left-out emission is tiny), so the
+    /// shift of the full weights would not do.
+    fn accumulate_loo(&self, le: &[f64], out: &mut ArrayViewMut2<'_, f64>) -> bool {
         let (v, l) = (self.vocab, self.len);
         let mut x = vec![0u32; l];
-        let mut prefix = vec![1.0; l + 1];
-        let mut suffix = vec![1.0; l + 1];
-        let mut total = 0.0;
+        let mut prefix = vec![0.0; l + 1];
+        let mut suffix = vec![0.0; l + 1];
+        // `prefix[i] + suffix[i + 1] = Σ_{j ≠ i} ln e_j(x_j)`; no `-inf − (-inf)` arises.
+        let sums = |idx: usize, x: &mut [u32], prefix: &mut [f64], suffix: &mut [f64]| {
+            sequence_into(idx, v, x);
+            for i in 0..l {
+                prefix[i + 1] = prefix[i] + le[i * v + x[i] as usize];
+                let j = l - 1 - i;
+                suffix[j] = suffix[j + 1] + le[j * v + x[j] as usize];
+            }
+        };
+        let mut shift = vec![f64::NEG_INFINITY; l];
+        let mut full = f64::NEG_INFINITY;
         for (idx, &p) in self.probs.iter().enumerate() {
             if p == 0.0 {
                 continue;
             }
-            sequence_into(idx, v, &mut x);
-            for i in 0..l {
-                prefix[i + 1] = prefix[i] * e[i * v + x[i] as usize];
-                let j = l - 1 - i;
-                suffix[j] = suffix[j + 1] * e[j * v + x[j] as usize];
-            }
-            total += p * prefix[l];
-            for (i, &xi) in x.iter().enumerate() {
-                out[[i, xi as usize]] += p * prefix[i] * suffix[i + 1];
+            sums(idx, &mut x, &mut prefix, &mut suffix);
+            let lp = p.ln();
+            full = full.max(lp + prefix[l]);
+            for (i, m) in shift.iter_mut().enumerate() {
+                *m = m.max(lp + prefix[i] + suffix[i + 1]);
             }
         }
-        total
+        if full == f64::NEG_INFINITY {
+            return false;
+        }
+        for (idx, &p) in self.probs.iter().enumerate() {
+            if p == 0.0 {
+                continue;
+            }
+            sums(idx, &mut x, &mut prefix, &mut suffix);
+            let lp = p.ln();
+            for (i, &xi) in x.iter().enumerate() {
+                out[[i, xi as usize]] += (lp + prefix[i] + suffix[i + 1] - shift[i]).exp();
+            }
+        }
+        true
     }
 
     /// Unnormalised posterior weights `w(x) = p(x) Π_i e_i(x_i)` summed into `out[i, x_i]`,
-    /// returning `(Σ_x w(x), log-scale of the emissions)`.
+    /// returning `(Σ_x w(x), log-scale)` with `ln Σ_x p(x) Π_i q(x_t^i | x_i) = ln Σ + log-scale`.
+    ///
+    /// The weights are formed in log space and shifted by their maximum before
+    /// exponentiating (two passes), so a product of many small emissions never underflows
+    /// to an impossible observation: the evidence is exact to rounding whenever it is
+    /// representable as a logarithm.
     fn accumulate(
         &self,
         xt: &[u32],
@@ -238,17 +271,31 @@ impl EnumerationOracle {
         if em.impossible() {
             return Ok((0.0, f64::NEG_INFINITY));
         }
+        let log_e = em.log();
         let mut x = vec![0u32; l];
+        let log_weight = |idx: usize, p: f64, x: &mut [u32]| -> f64 {
+            sequence_into(idx, v, x);
+            let mut lw = p.ln();
+            for (i, &xi) in x.iter().enumerate() {
+                lw += log_e[i * v + xi as usize];
+            }
+            lw
+        };
+        let mut shift = f64::NEG_INFINITY;
+        for (idx, &p) in self.probs.iter().enumerate() {
+            if p > 0.0 {
+                shift = shift.max(log_weight(idx, p, &mut x));
+            }
+        }
+        if shift == f64::NEG_INFINITY {
+            return Ok((0.0, f64::NEG_INFINITY));
+        }
         let mut total = 0.0;
         for (idx, &p) in self.probs.iter().enumerate() {
             if p == 0.0 {
                 continue;
             }
-            sequence_into(idx, v, &mut x);
-            let mut w = p;
-            for (i, &xi) in x.iter().enumerate() {
-                w *= em.e[i * v + xi as usize];
-            }
+            let w = (log_weight(idx, p, &mut x) - shift).exp();
             if w == 0.0 {
                 continue;
             }
@@ -259,7 +306,7 @@ impl EnumerationOracle {
                 }
             }
         }
-        Ok((total, em.log_scale))
+        Ok((total, em.log_scale + shift))
     }
 }
 
@@ -310,12 +357,7 @@ impl ExactPosterior for EnumerationOracle {
         check_posterior_out(&out, self.len, self.vocab)?;
         let em = emissions(xt, channel, self.len, self.vocab)?;
         out.fill(0.0);
-        let total = if em.impossible() {
-            0.0
-        } else {
-            self.accumulate_loo(&em.e, &mut out)
-        };
-        if total <= 0.0 {
+        if em.impossible() || !self.accumulate_loo(&em.log(), &mut out) {
             out.fill(0.0);
             return Err(zero_evidence());
         }
@@ -338,9 +380,12 @@ impl ExactPosterior for EnumerationOracle {
         if em.impossible() {
             return Err(zero_evidence());
         }
+        // Weights in log space, shifted by their maximum, so a product of small emissions
+        // never underflows (as in `accumulate`).
+        let le = em.log();
         let mut x = vec![0u32; l];
-        let mut w = vec![0.0; self.probs.len()];
-        for (idx, (&p, wi)) in self.probs.iter().zip(w.iter_mut()).enumerate() {
+        let mut lw = vec![f64::NEG_INFINITY; self.probs.len()];
+        for (idx, (&p, wi)) in self.probs.iter().zip(lw.iter_mut()).enumerate() {
             if p == 0.0 {
                 continue;
             }
@@ -348,9 +393,10 @@ impl ExactPosterior for EnumerationOracle {
             *wi = x
                 .iter()
                 .enumerate()
-                .fold(p, |acc, (i, &xi)| acc * em.e[i * v + xi as usize]);
+                .fold(p.ln(), |acc, (i, &xi)| acc + le[i * v + xi as usize]);
         }
-        if w.iter().all(|&p| p == 0.0) {
+        let mut w = vec![0.0; lw.len()];
+        if exp_shifted(&lw, &mut w) == f64::NEG_INFINITY {
             return Err(zero_evidence());
         }
         sequence_into(inverse_cdf(&w, rng.uniform()), v, &mut x);

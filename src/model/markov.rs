@@ -22,7 +22,7 @@
 //! `e_i(v) = q(x_t^i | x_0^i = v)`, the pair `(h, x_t)` is an HMM (Rabiner 1989). The
 //! successor of `h` on token `u` is `h' = (h mod V^{k−1}) V + u`.
 //!
-//! **Scaled forward** (Rabiner §V.A): with `last(h) = h mod V` and `digit_j(h)` the `j`-th
+//! **Scaled forward** (Rabiner §V.A; computed in log space, see *Numerics*): with `last(h) = h mod V` and `digit_j(h)` the `j`-th
 //! token of the initial `k`-gram,
 //!
 //! ```text
@@ -51,13 +51,26 @@
 //! `h_{L−1} ~ α̂_{L−1}`, then `h_{i−1} ∝ α̂_{i−1}(h_{i−1}) P(h_{i−1}, last(h_i))` over the `V`
 //! predecessors of `h_i`.
 //!
+//! # Numerics
+//!
 //! Each emission row is first divided by its maximum `m_i` (adding `Σ ln m_i` to the
-//! log-likelihood), and the `α̂` are renormalised at every step, so nothing underflows for
-//! `L` in the thousands. Cost `O(L·V^{k+1})` time and `O(L·V^k)` memory.
+//! log-likelihood), and every recursion above runs in log space: `ln α̂`, `ln β̂`, `ln c`,
+//! with each sum over predecessors or successors a log-sum-exp shifted by its largest term,
+//! and each smoothed or leave-one-out row formed as `Σ exp(ℓ − max ℓ)` before its final
+//! normalisation. Linear scaling alone is not enough: a nearly deterministic channel (e.g. a
+//! discretized Gaussian with a small width, whose likelihoods differ by factors like
+//! `e^{−400}`) makes `π(h) Π_j e_j` or `α̂ · e` underflow to exactly 0 for every *feasible*
+//! state when the row maximum sits on a state of zero prior mass (a mask token), and the
+//! leave-one-out rows carry a scale `1 / p(x_t^i | x_t^{−i})` that can overflow. In log space
+//! `ZeroProbability` is returned only when `p_t(x_t) = 0` exactly. Cost
+//! `O(L·V^{k+1})` time (one `exp` per transition entry and step) and `O(L·V^k)` memory.
 
 use ndarray::ArrayViewMut2;
 
-use super::oracle::{ExactPosterior, check_posterior_out, emissions, inverse_cdf, zero_evidence};
+use super::oracle::{
+    ExactPosterior, check_posterior_out, emissions, exp_shifted, inverse_cdf, log_sum_exp,
+    zero_evidence,
+};
 use crate::error::{Error, Result};
 use crate::kernel::Channel;
 use crate::rng::CounterRng;
@@ -78,6 +91,10 @@ pub struct MarkovChainOracle {
     initial: Vec<f64>,
     /// `P`, row-major `[V^k, V]`.
     transition: Vec<f64>,
+    /// `ln π` (`-inf` where `π = 0`).
+    log_initial: Vec<f64>,
+    /// `ln P` (`-inf` where `P = 0`).
+    log_transition: Vec<f64>,
 }
 
 /// `V^k` if `V^{k+1}` is within [`MAX_TRANSITION_ENTRIES`].
@@ -135,12 +152,16 @@ impl MarkovChainOracle {
         for row in transition.chunks_exact(vocab) {
             validate::distribution("transition", row, validate::SIMPLEX_TOL)?;
         }
+        let log_initial = initial.iter().map(|p| p.ln()).collect();
+        let log_transition = transition.iter().map(|p| p.ln()).collect();
         Ok(MarkovChainOracle {
             vocab,
             order,
             len,
             initial,
             transition,
+            log_initial,
+            log_transition,
         })
     }
 
@@ -304,103 +325,6 @@ impl MarkovChainOracle {
         (self.initial.len() / self.vocab).max(1)
     }
 
-    /// `α̃_{k−1}(h) = π(h) Π_{j<k, j ≠ skip} e_j(digit_j(h))` into `out` (length `V^k`).
-    fn initial_weights(&self, e: &[f64], skip: Option<usize>, out: &mut [f64]) {
-        let (v, k) = (self.vocab, self.order);
-        for (h, a) in out.iter_mut().enumerate() {
-            let mut w = self.initial[h];
-            let mut rem = h;
-            for j in (0..k).rev() {
-                if w == 0.0 {
-                    break;
-                }
-                if skip != Some(j) {
-                    w *= e[j * v + rem % v];
-                }
-                rem /= v;
-            }
-            *a = w;
-        }
-    }
-
-    /// The prediction step `out(h') = Σ_{h → h'} alpha(h) P(h, last(h'))`.
-    fn predict(&self, alpha: &[f64], out: &mut [f64]) {
-        let v = self.vocab;
-        let r = self.shift();
-        out.iter_mut().for_each(|x| *x = 0.0);
-        for (h, &a) in alpha.iter().enumerate() {
-            if a == 0.0 {
-                continue;
-            }
-            let base = (h % r) * v;
-            out[base..base + v]
-                .iter_mut()
-                .zip(&self.transition[h * v..(h + 1) * v])
-                .for_each(|(d, &q)| *d += a * q);
-        }
-    }
-
-    /// Scaled forward pass (`k ≥ 1`) over emissions `e` (`[L, V]`, rows scaled to max 1):
-    /// `α̂_m` for the hidden positions `m = 0..n`, `n = L − k + 1` (token `i = k − 1 + m`),
-    /// and the scales `c_m`. `None` when some `c_m = 0`, i.e. `p_t(x_t) = 0`.
-    fn forward(&self, e: &[f64]) -> Option<Forward> {
-        let (v, k, l) = (self.vocab, self.order, self.len);
-        debug_assert!(k >= 1);
-        let s = self.initial.len();
-        let n = l - k + 1;
-        let mut alpha = vec![0.0; n * s];
-        let mut c = vec![0.0; n];
-        self.initial_weights(e, None, &mut alpha[..s]);
-        for m in 0..n {
-            if m > 0 {
-                let (prev, cur) = alpha.split_at_mut(m * s);
-                let cur = &mut cur[..s];
-                self.predict(&prev[(m - 1) * s..], cur);
-                let i = k - 1 + m;
-                let ei = &e[i * v..(i + 1) * v];
-                for (h, a) in cur.iter_mut().enumerate() {
-                    *a *= ei[h % v];
-                }
-            }
-            let cur = &mut alpha[m * s..(m + 1) * s];
-            let total: f64 = cur.iter().sum();
-            if total <= 0.0 || !total.is_finite() {
-                return None;
-            }
-            cur.iter_mut().for_each(|a| *a /= total);
-            c[m] = total;
-        }
-        Some(Forward { alpha, c })
-    }
-
-    /// Scaled backward pass: calls `visit(m, β̂_m)` for `m = n − 1, …, 0`.
-    fn backward(&self, e: &[f64], fw: &Forward, mut visit: impl FnMut(usize, &[f64])) {
-        let (v, k) = (self.vocab, self.order);
-        let s = self.initial.len();
-        let r = self.shift();
-        let mut beta = vec![1.0; s];
-        let mut beta_prev = vec![0.0; s];
-        for m in (0..fw.c.len()).rev() {
-            visit(m, &beta);
-            if m > 0 {
-                let i = k - 1 + m;
-                let ei = &e[i * v..(i + 1) * v];
-                let c = fw.c[m];
-                for (h, bp) in beta_prev.iter_mut().enumerate() {
-                    let base = (h % r) * v;
-                    let acc: f64 = self.transition[h * v..(h + 1) * v]
-                        .iter()
-                        .zip(ei)
-                        .zip(&beta[base..base + v])
-                        .map(|((&q, &eu), &b)| q * eu * b)
-                        .sum();
-                    *bp = acc / c;
-                }
-                std::mem::swap(&mut beta, &mut beta_prev);
-            }
-        }
-    }
-
     /// Add `g` to `out[j, digit_j(h)]` for every token `j < k` of the initial `k`-gram `h`.
     fn scatter_digits(&self, h: usize, g: f64, out: &mut ArrayViewMut2<'_, f64>) {
         let v = self.vocab;
@@ -411,81 +335,206 @@ impl MarkovChainOracle {
         }
     }
 
+    /// `ln α̃_{k−1}(h) = ln π(h) + Σ_{j<k, j ≠ skip} ln e_j(digit_j(h))` into `out`
+    /// (length `V^k`), from log emissions `le` (`[L, V]`).
+    fn log_initial_weights(&self, le: &[f64], skip: Option<usize>, out: &mut [f64]) {
+        let (v, k) = (self.vocab, self.order);
+        for (h, a) in out.iter_mut().enumerate() {
+            let mut w = self.log_initial[h];
+            let mut rem = h;
+            for j in (0..k).rev() {
+                if w == f64::NEG_INFINITY {
+                    break;
+                }
+                if skip != Some(j) {
+                    w += le[j * v + rem % v];
+                }
+                rem /= v;
+            }
+            *a = w;
+        }
+    }
+
+    /// The prediction step in log space,
+    /// `out(h') = ln Σ_{h → h'} exp(la(h)) P(h, last(h'))`, over the `V` predecessors
+    /// `h = a·r + ⌊h'/V⌋` of each `h'` (`k ≥ 1`); `buf` has length `V`.
+    fn log_predict(&self, la: &[f64], out: &mut [f64], buf: &mut [f64]) {
+        let v = self.vocab;
+        let r = self.shift();
+        for (hn, o) in out.iter_mut().enumerate() {
+            let (b, u) = (hn / v, hn % v);
+            for (a, t) in buf.iter_mut().enumerate() {
+                let h = a * r + b;
+                *t = la[h] + self.log_transition[h * v + u];
+            }
+            *o = log_sum_exp(buf);
+        }
+    }
+
+    /// Forward pass in log space (`k ≥ 1`) over log emissions `le` (`[L, V]`): the
+    /// normalised `ln α̂_m` (`LSE_h ln α̂_m(h) = 0`) for the hidden positions `m = 0..n`,
+    /// `n = L − k + 1` (token `i = k − 1 + m`), and the log scales `ln c_m`. `None` when
+    /// some `c_m = 0`, i.e. `p_t(x_t) = 0`.
+    fn forward(&self, le: &[f64]) -> Option<Forward> {
+        let (v, k, l) = (self.vocab, self.order, self.len);
+        debug_assert!(k >= 1);
+        let s = self.initial.len();
+        let n = l - k + 1;
+        let mut alpha = vec![0.0; n * s];
+        let mut c = vec![0.0; n];
+        let mut buf = vec![0.0; v];
+        self.log_initial_weights(le, None, &mut alpha[..s]);
+        for m in 0..n {
+            if m > 0 {
+                let (prev, cur) = alpha.split_at_mut(m * s);
+                let cur = &mut cur[..s];
+                self.log_predict(&prev[(m - 1) * s..], cur, &mut buf);
+                let i = k - 1 + m;
+                let ei = &le[i * v..(i + 1) * v];
+                for (h, a) in cur.iter_mut().enumerate() {
+                    *a += ei[h % v];
+                }
+            }
+            let cur = &mut alpha[m * s..(m + 1) * s];
+            let total = log_sum_exp(cur);
+            if !total.is_finite() {
+                return None;
+            }
+            cur.iter_mut().for_each(|a| *a -= total);
+            c[m] = total;
+        }
+        Some(Forward { alpha, c })
+    }
+
+    /// Backward pass in log space: calls `visit(m, ln β̂_m)` for `m = n − 1, …, 0`, with
+    /// `ln β̂_{m−1}(h) = ln Σ_u P(h, u) e_i(u) β̂_m((h mod r) V + u) − ln c_m`.
+    fn backward(&self, le: &[f64], fw: &Forward, mut visit: impl FnMut(usize, &[f64])) {
+        let (v, k) = (self.vocab, self.order);
+        let s = self.initial.len();
+        let r = self.shift();
+        let mut beta = vec![0.0; s];
+        let mut beta_prev = vec![0.0; s];
+        let mut buf = vec![0.0; v];
+        for m in (0..fw.c.len()).rev() {
+            visit(m, &beta);
+            if m > 0 {
+                let i = k - 1 + m;
+                let ei = &le[i * v..(i + 1) * v];
+                let c = fw.c[m];
+                for (h, bp) in beta_prev.iter_mut().enumerate() {
+                    let base = (h % r) * v;
+                    for (u, t) in buf.iter_mut().enumerate() {
+                        *t = self.log_transition[h * v + u] + ei[u] + beta[base + u];
+                    }
+                    *bp = log_sum_exp(&buf) - c;
+                }
+                std::mem::swap(&mut beta, &mut beta_prev);
+            }
+        }
+    }
+
     /// Token posteriors (`loo = false`) or leave-one-out posteriors (`loo = true`) into
     /// `out`, each row normalised. `false` when `p_t(x_t) = 0`.
     ///
     /// Leave-one-out (module docs' notation): for `i ≥ k` the emission at `i` is left out of
     /// `γ`, i.e. `p(x_0^i = v, x_t^{−i}) ∝ Σ_{last(h) = v} [Σ_{h' → h} α̂_{i−1}(h') P(h', v)]
     /// β̂_i(h)`; for `i < k` the initial weights omit `e_i`.
-    fn smooth(&self, e: &[f64], loo: bool, out: &mut ArrayViewMut2<'_, f64>) -> bool {
+    ///
+    /// Every row is a sum of terms known by their logarithms `ℓ(h)`; it is formed as
+    /// `Σ exp(ℓ(h) − max ℓ)` and then normalised, so neither the smoothed marginals nor the
+    /// leave-one-out rows (whose scale `1 / p(x_t^i | x_t^{−i})` may be far outside f64's
+    /// range) underflow.
+    fn smooth(&self, le: &[f64], loo: bool, out: &mut ArrayViewMut2<'_, f64>) -> bool {
         let (v, k) = (self.vocab, self.order);
         out.fill(0.0);
         if k == 0 {
-            let pi = &self.transition[..v];
-            for (i, ei) in e.chunks_exact(v).enumerate() {
-                let c: f64 = pi.iter().zip(ei).map(|(a, b)| a * b).sum();
-                if c <= 0.0 {
+            let lpi = &self.log_transition[..v];
+            let mut lw = vec![0.0; v];
+            let mut w = vec![0.0; v];
+            for (i, lei) in le.chunks_exact(v).enumerate() {
+                // ln π_u + ln e_u, shifted by the maximum: a tiny prior mass times a tiny
+                // emission must not underflow to an impossible observation.
+                lw.iter_mut()
+                    .zip(lpi.iter().zip(lei))
+                    .for_each(|(w, (a, b))| *w = a + b);
+                if log_sum_exp(&lw) == f64::NEG_INFINITY {
                     return false;
                 }
-                for u in 0..v {
-                    out[[i, u]] = if loo { pi[u] } else { pi[u] * ei[u] / c };
+                if loo {
+                    w.copy_from_slice(&self.transition[..v]);
+                } else {
+                    exp_shifted(&lw, &mut w);
                 }
+                out.row_mut(i).iter_mut().zip(&w).for_each(|(o, &p)| *o = p);
             }
-            return true;
+            return normalise_rows(out);
         }
-        let Some(fw) = self.forward(e) else {
+        let Some(fw) = self.forward(le) else {
             return false;
         };
         let s = self.initial.len();
-        let mut tmp = vec![0.0; s];
-        self.backward(e, &fw, |m, beta| {
-            let a = &fw.alpha[m * s..(m + 1) * s];
+        let mut lw = vec![0.0; s];
+        let mut w = vec![0.0; s];
+        let mut buf = vec![0.0; v];
+        self.backward(le, &fw, |m, lb| {
+            let la = &fw.alpha[m * s..(m + 1) * s];
             if m == 0 {
                 if loo {
                     for j in 0..k {
-                        self.initial_weights(e, Some(j), &mut tmp);
-                        for (h, (&w, &b)) in tmp.iter().zip(beta).enumerate() {
-                            let mut rem = h;
-                            for _ in j + 1..k {
-                                rem /= v;
-                            }
-                            out[[j, rem % v]] += w * b;
+                        self.log_initial_weights(le, Some(j), &mut lw);
+                        lw.iter_mut().zip(lb).for_each(|(x, &b)| *x += b);
+                        exp_shifted(&lw, &mut w);
+                        let place = v.pow((k - 1 - j) as u32);
+                        for (h, &g) in w.iter().enumerate() {
+                            out[[j, (h / place) % v]] += g;
                         }
                     }
                 } else {
-                    for (h, (&w, &b)) in a.iter().zip(beta).enumerate() {
-                        if w * b != 0.0 {
-                            self.scatter_digits(h, w * b, out);
+                    lw.iter_mut()
+                        .zip(la.iter().zip(lb))
+                        .for_each(|(x, (&a, &b))| *x = a + b);
+                    exp_shifted(&lw, &mut w);
+                    for (h, &g) in w.iter().enumerate() {
+                        if g != 0.0 {
+                            self.scatter_digits(h, g, out);
                         }
                     }
                 }
             } else {
                 let i = k - 1 + m;
-                let weights = if loo {
-                    self.predict(&fw.alpha[(m - 1) * s..m * s], &mut tmp);
-                    &tmp[..]
+                if loo {
+                    self.log_predict(&fw.alpha[(m - 1) * s..m * s], &mut lw, &mut buf);
+                    lw.iter_mut().zip(lb).for_each(|(x, &b)| *x += b);
                 } else {
-                    a
-                };
-                for (h, (&w, &b)) in weights.iter().zip(beta).enumerate() {
-                    out[[i, h % v]] += w * b;
+                    lw.iter_mut()
+                        .zip(la.iter().zip(lb))
+                        .for_each(|(x, (&a, &b))| *x = a + b);
+                }
+                exp_shifted(&lw, &mut w);
+                for (h, &g) in w.iter().enumerate() {
+                    out[[i, h % v]] += g;
                 }
             }
         });
-        // Σ_h γ_i(h) = 1 in exact arithmetic; remove round-off (and the scale of the
-        // leave-one-out rows).
-        for mut row in out.rows_mut() {
-            let total: f64 = row.sum();
-            if total <= 0.0 || !total.is_finite() {
-                return false;
-            }
-            row.mapv_inplace(|x| x / total);
-        }
-        true
+        normalise_rows(out)
     }
 }
 
-/// The scaled forward variables `α̂` (`[n, V^k]`) and scales `c` (`[n]`).
+/// Divide every row by its sum (each row holds positive weights whose largest is 1 up to
+/// the scatter into `V` bins); `false` if some row has no positive mass.
+fn normalise_rows(out: &mut ArrayViewMut2<'_, f64>) -> bool {
+    for mut row in out.rows_mut() {
+        let total: f64 = row.sum();
+        if total <= 0.0 || !total.is_finite() {
+            return false;
+        }
+        row.mapv_inplace(|x| x / total);
+    }
+    true
+}
+
+/// The forward variables in log space: `ln α̂` (`[n, V^k]`, each row log-normalised) and
+/// the log scales `ln c` (`[n]`).
 struct Forward {
     alpha: Vec<f64>,
     c: Vec<f64>,
@@ -520,20 +569,28 @@ impl ExactPosterior for MarkovChainOracle {
         Ok(lp)
     }
 
-    /// `Σ_i ln c_i + Σ_i ln m_i` from the scaled forward pass (module docs).
+    /// `Σ_i ln c_i + Σ_i ln m_i` from the forward pass in log space (module docs).
     fn log_prob_xt(&self, xt: &[u32], channel: &dyn Channel) -> Result<f64> {
-        let em = emissions(xt, channel, self.len, self.vocab)?;
+        let v = self.vocab;
+        let em = emissions(xt, channel, self.len, v)?;
         if em.impossible() {
             return Ok(f64::NEG_INFINITY);
         }
+        let le = em.log();
         let ll = if self.order == 0 {
-            let pi = &self.transition[..self.vocab];
-            em.e.chunks_exact(self.vocab)
-                .map(|ei| pi.iter().zip(ei).map(|(a, b)| a * b).sum::<f64>().ln())
+            let lpi = &self.log_transition[..v];
+            let mut buf = vec![0.0; v];
+            le.chunks_exact(v)
+                .map(|lei| {
+                    buf.iter_mut()
+                        .zip(lpi.iter().zip(lei))
+                        .for_each(|(t, (a, b))| *t = a + b);
+                    log_sum_exp(&buf)
+                })
                 .sum()
         } else {
-            match self.forward(&em.e) {
-                Some(fw) => fw.c.iter().map(|c| c.ln()).sum(),
+            match self.forward(&le) {
+                Some(fw) => fw.c.iter().sum(),
                 None => f64::NEG_INFINITY,
             }
         };
@@ -549,7 +606,7 @@ impl ExactPosterior for MarkovChainOracle {
     ) -> Result<()> {
         check_posterior_out(&out, self.len, self.vocab)?;
         let em = emissions(xt, channel, self.len, self.vocab)?;
-        if em.impossible() || !self.smooth(&em.e, false, &mut out) {
+        if em.impossible() || !self.smooth(&em.log(), false, &mut out) {
             out.fill(0.0);
             return Err(zero_evidence());
         }
@@ -566,7 +623,7 @@ impl ExactPosterior for MarkovChainOracle {
     ) -> Result<()> {
         check_posterior_out(&out, self.len, self.vocab)?;
         let em = emissions(xt, channel, self.len, self.vocab)?;
-        if em.impossible() || !self.smooth(&em.e, true, &mut out) {
+        if em.impossible() || !self.smooth(&em.log(), true, &mut out) {
             out.fill(0.0);
             return Err(zero_evidence());
         }
@@ -588,40 +645,45 @@ impl ExactPosterior for MarkovChainOracle {
         if em.impossible() {
             return Err(zero_evidence());
         }
-        let e = &em.e;
+        let le = em.log();
         let mut x = vec![0u32; l];
+        let mut lw = vec![0.0; v];
+        let mut w = vec![0.0; v];
         if k == 0 {
-            let pi = &self.transition[..v];
-            let mut w = vec![0.0; v];
-            for (xi, ei) in x.iter_mut().zip(e.chunks_exact(v)) {
-                w.iter_mut()
-                    .zip(pi.iter().zip(ei))
-                    .for_each(|(d, (a, b))| *d = a * b);
-                if w.iter().all(|&p| p == 0.0) {
+            // Each token ∝ π_u e_u, formed in log space and shifted by its maximum.
+            let lpi = &self.log_transition[..v];
+            for (xi, lei) in x.iter_mut().zip(le.chunks_exact(v)) {
+                lw.iter_mut()
+                    .zip(lpi.iter().zip(lei))
+                    .for_each(|(d, (a, b))| *d = a + b);
+                if exp_shifted(&lw, &mut w) == f64::NEG_INFINITY {
                     return Err(zero_evidence());
                 }
                 *xi = inverse_cdf(&w, rng.uniform()) as u32;
             }
             return Ok(x);
         }
-        let fw = self.forward(e).ok_or_else(zero_evidence)?;
+        let fw = self.forward(&le).ok_or_else(zero_evidence)?;
         let s = self.initial.len();
         let r = self.shift();
         let n = fw.c.len();
-        let mut h = inverse_cdf(&fw.alpha[(n - 1) * s..], rng.uniform());
-        let mut w = vec![0.0; v];
+        let mut last = vec![0.0; s];
+        exp_shifted(&fw.alpha[(n - 1) * s..], &mut last);
+        let mut h = inverse_cdf(&last, rng.uniform());
         for m in (1..n).rev() {
             let (base, u) = (h / v, h % v);
             x[k - 1 + m] = u as u32;
             let prev = &fw.alpha[(m - 1) * s..m * s];
-            for (a, wa) in w.iter_mut().enumerate() {
+            for (a, t) in lw.iter_mut().enumerate() {
                 let hp = a * r + base;
-                *wa = prev[hp] * self.transition[hp * v + u];
+                *t = prev[hp] + self.log_transition[hp * v + u];
             }
-            if w.iter().all(|&p| p == 0.0) {
+            // h is reachable (it was drawn with positive weight), so some predecessor has
+            // positive weight; the shift makes the largest weight exactly 1.
+            if exp_shifted(&lw, &mut w) == f64::NEG_INFINITY {
                 return Err(Error::Numerical {
                     what: "MarkovChainOracle::sample_x0_given_xt",
-                    reason: "backward sampling weights underflowed to zero".into(),
+                    reason: "no predecessor of positive weight in backward sampling".into(),
                 });
             }
             h = inverse_cdf(&w, rng.uniform()) * r + base;

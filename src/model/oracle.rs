@@ -219,6 +219,39 @@ pub(crate) fn emissions(
     Ok(Emissions { e, log_scale })
 }
 
+impl Emissions {
+    /// `ln e[i, v]` for every entry (`-inf` where the likelihood is 0): the oracles combine
+    /// emissions in log space, because a product of a few likelihoods far from the row
+    /// maximum (a nearly deterministic channel) underflows even after the row scaling.
+    pub fn log(&self) -> Vec<f64> {
+        self.e.iter().map(|&e| e.ln()).collect()
+    }
+}
+
+/// `ln Σ_j exp(x_j)` by a maximum shift; `-inf` when every term is `-inf` (or there are
+/// none). Inputs are never `+inf` or NaN in the oracles.
+pub(crate) fn log_sum_exp(terms: &[f64]) -> f64 {
+    let m = terms.iter().fold(f64::NEG_INFINITY, |m, &x| m.max(x));
+    if m == f64::NEG_INFINITY {
+        return m;
+    }
+    m + terms.iter().map(|&x| (x - m).exp()).sum::<f64>().ln()
+}
+
+/// `out_j = exp(x_j − max_j x_j)`: unnormalised weights whose largest is exactly 1 (all 0
+/// when every term is `-inf`). Returns the maximum.
+pub(crate) fn exp_shifted(terms: &[f64], out: &mut [f64]) -> f64 {
+    let m = terms.iter().fold(f64::NEG_INFINITY, |m, &x| m.max(x));
+    if m == f64::NEG_INFINITY {
+        out.iter_mut().for_each(|o| *o = 0.0);
+    } else {
+        out.iter_mut()
+            .zip(terms)
+            .for_each(|(o, &x)| *o = (x - m).exp());
+    }
+    m
+}
+
 /// Check that `out` has shape `[L, V]`.
 pub(crate) fn check_posterior_out(
     out: &ArrayViewMut2<'_, f64>,
