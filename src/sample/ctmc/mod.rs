@@ -41,7 +41,7 @@ pub use first_hitting::{
 };
 pub use sampler::{
     Corrector, CtmcSampleOutput, CtmcSampler, DenoiserCache, ModelOutput, Predictor, sample_ctmc,
-    sample_ctmc_batch,
+    sample_ctmc_batch, sample_ctmc_batch_with_inverse,
 };
 pub use tau_leaping::{TauLeapMode, poisson, tau_leaping_draw, tau_leaping_law};
 pub use tweedie::{
