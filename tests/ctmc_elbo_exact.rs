@@ -72,7 +72,7 @@ fn absorbing_ct_elbo_is_tight_with_exact_rates() {
         (vec![0, 3], 0.2),
         (vec![2, 2], 0.15),
     ];
-    let data = EnumerationOracle::from_pairs(v as usize, 2, &pairs).unwrap();
+    let data = EnumerationOracle::from_pairs(v, 2, &pairs).unwrap();
     let log_prior = |x: &[u32]| {
         Ok(if x.iter().all(|&t| t == mask) {
             0.0

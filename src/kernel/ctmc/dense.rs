@@ -151,7 +151,7 @@ pub fn reversible_stationary(generator: &Generator) -> Option<Vec<f64>> {
     let mut pi: Vec<f64> = log_pi.iter().map(|&l| (l - m).exp()).collect();
     let total: f64 = pi.iter().sum();
     pi.iter_mut().for_each(|p| *p /= total);
-    if pi.iter().any(|&p| !(p > 0.0)) || !balanced(generator, &pi) {
+    if pi.iter().any(|&p| p.is_nan() || p <= 0.0) || !balanced(generator, &pi) {
         return None;
     }
     Some(pi)
@@ -263,7 +263,7 @@ impl DenseGenerator {
         validate::distribution("pi", pi, 1e-9)?;
         let total: f64 = pi.iter().sum();
         let pi: Vec<f64> = pi.iter().map(|p| p / total).collect();
-        if let Some(x) = pi.iter().position(|&p| !(p > 0.0)) {
+        if let Some(x) = pi.iter().position(|&p| p.is_nan() || p <= 0.0) {
             return Err(Error::invalid(
                 "pi",
                 format!("the reversible route needs π > 0, got π[{x}] = {}", pi[x]),

@@ -65,7 +65,7 @@ impl<F: FnMut(f64, &[u32], usize, &mut [f64]) -> Result<()>> RatioModel for F {
 fn states(v: usize, d: usize) -> Result<usize> {
     let mut n: usize = 1;
     for _ in 0..d {
-        n = n.checked_mul(v).unwrap_or(usize::MAX);
+        n = n.saturating_mul(v);
     }
     match n.checked_mul(d * v) {
         Some(m) if m <= MAX_ENUMERATION => Ok(n),
@@ -179,8 +179,7 @@ pub fn ct_elbo_integrand<G: RateGenerator + ?Sized, M: RatioModel + ?Sized>(
         }
     };
     let mut total = 0.0;
-    for idx in 0..n {
-        let w = weight[idx];
+    for (idx, &w) in weight.iter().enumerate() {
         if w <= 0.0 {
             continue;
         }

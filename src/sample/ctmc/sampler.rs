@@ -157,7 +157,7 @@ pub enum ModelOutput {
     /// Log concrete scores `ln p_t(x^{i←y})/p_t(x)` (SEDD's `score_fn` output; the entry at
     /// the current token is ignored), used as ratios directly. [`Predictor::Tweedie`] on
     /// log-scores needs `exp(−δQ)`: run it with [`sample_ctmc_batch_with_inverse`] (SEDD's
-    /// analytic predictor, [`tweedie_law_from_score`](super::tweedie_law_from_score)), or
+    /// analytic predictor, [`tweedie_law_from_score`]), or
     /// use [`Predictor::AbsorbingTweedie`] (the backend's SEDD analytic absorbing step).
     LogScore,
 }
