@@ -51,6 +51,13 @@ pub const MAX_ENUMERATION: usize = 1 << 22;
 
 /// The reverse model: `ratio(s, x, i, out)` writes `out[y] = r_i(x)[y] ≈
 /// p_s(x^{i←y})/p_s(x)` for every `y` (the entry at `x^i` is ignored), at total noise `s`.
+///
+/// [`ct_elbo_integrand`] calls it at every state `x` with `q_s(x | x0) > 0` and at their
+/// one-token neighbours (for the back-jump ratios). Only the entries the integrand reads
+/// (`y` with `Q[y, x^i] > 0` at reachable states; the entry back to `x^i` at a neighbour
+/// reached by a forward jump) must be finite and `≥ 0`; at states the process cannot reach
+/// from `x0` (where an exact model would divide by `p_s = 0`) any value is accepted.
+/// Closures `FnMut(f64, &[u32], usize, &mut [f64]) -> Result<()>` implement it.
 pub trait RatioModel {
     /// Write the single-token ratios of position `i` at the state `x` and total noise `s`.
     fn ratio(&mut self, s: f64, x: &[u32], i: usize, out: &mut [f64]) -> Result<()>;
