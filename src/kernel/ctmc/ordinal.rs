@@ -56,7 +56,12 @@ pub fn birth_death(v: usize) -> Result<DenseGenerator> {
 ///    (the loop reads entries it has already rewritten, as the anchor's does);
 /// 3. diagonal `= −` row sum.
 ///
-/// Not symmetric: `exp(sQ)` takes the Padé route (the anchor uses a general eigendecomposition).
+/// Not symmetric but reversible (detailed balance with that discretised Gaussian, step 2
+/// rewrites each pair so that `R[i, j]/R[j, i] = π_j/π_i`): [`DenseGenerator::new`] detects
+/// it and takes the reversible eigen route, one symmetric eigendecomposition of
+/// `D^{1/2} R D^{−1/2}` (the anchor uses a general eigendecomposition), unless
+/// `√(π_max/π_min)` exceeds
+/// [`MAX_SYMMETRISATION_CONDITION`](super::dense::MAX_SYMMETRISATION_CONDITION) (then Padé).
 ///
 /// # Errors
 /// [`Error::InvalidArgument`] if `v < 2` or a width is not finite and positive.

@@ -5,6 +5,8 @@
 //!   and concrete score matching (Meng et al. 2022);
 //! * [`ratio_matching`]: categorical ratio matching (Sun et al. 2023);
 //! * [`ct_elbo`]: Campbell et al. 2022's continuous-time ELBO `L_CT` as tauLDR codes it;
+//! * [`ct_elbo_exact`]: the same bound as an exact integral on an enumerable space (tight,
+//!   `= −log p(x0)`, with the exact reverse rates);
 //! * [`radd`]: RADD's t-DSE, t-DCE, λ-DCE and k-DCE (Ou et al. 2024).
 //!
 //! Time follows the crate (`t ∈ [0, 1]`, `t = 0` data); the forward process is a
@@ -12,6 +14,7 @@
 //! be `f32` or `f64`; values are accumulated in `f64` and are in nats.
 
 pub mod ct_elbo;
+pub mod ct_elbo_exact;
 pub mod radd;
 pub mod ratio_matching;
 pub mod score_entropy;

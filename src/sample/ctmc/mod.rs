@@ -15,8 +15,11 @@
 //! propagate whole distributions through them); the draws use the crate's counter RNG
 //! only. [`sample_ctmc_batch`] (and [`sample_ctmc`] for one sequence) composes a
 //! predictor, an optional corrector and exact reuse of denoiser outputs ([`DenoiserCache`])
-//! into a batched sampler whose results depend only on each sequence's `(seed, stream)`; [`first_hitting_sample`] is the
-//! event-driven sampler of masked diffusion. Reverse rates come from
+//! into a batched sampler whose results depend only on each sequence's `(seed, stream)`
+//! ([`sample_ctmc_batch_with_inverse`] adds SEDD's analytic step on log-scores for
+//! generators with `exp(−δQ)`); [`first_hitting_sample`] is the
+//! event-driven sampler of masked diffusion ([`first_hitting_sample_batch`] runs it on a
+//! batch, one denoiser call per round, with per-sequence streams). Reverse rates come from
 //! [`param::reverse`](crate::param::reverse). Everything is generic over
 //! [`RateGenerator`](crate::kernel::ctmc::RateGenerator), so any generator plugs in.
 //!
@@ -37,11 +40,12 @@ pub mod tweedie;
 pub use corrector::corrector_rates;
 pub use euler::{euler_draw, euler_law};
 pub use first_hitting::{
-    FirstHitting, FirstHittingOutput, first_hitting_sample, first_hitting_time,
+    FirstHitting, FirstHittingBatch, FirstHittingBatchOutput, FirstHittingOutput,
+    first_hitting_sample, first_hitting_sample_batch, first_hitting_time,
 };
 pub use sampler::{
     Corrector, CtmcSampleOutput, CtmcSampler, DenoiserCache, ModelOutput, Predictor, sample_ctmc,
-    sample_ctmc_batch,
+    sample_ctmc_batch, sample_ctmc_batch_with_inverse,
 };
 pub use tau_leaping::{TauLeapMode, poisson, tau_leaping_draw, tau_leaping_law};
 pub use tweedie::{

@@ -25,7 +25,8 @@ use crate::param::reverse::{
 use crate::rng::categorical::sample_masses;
 use crate::rng::{CounterRng, Purpose, RngKey};
 use crate::sample::ctmc::{
-    TauLeapMode, corrector_rates, euler_draw, tau_leaping_draw, tweedie_law_from_x0,
+    InverseTransition, TauLeapMode, corrector_rates, euler_draw, tau_leaping_draw,
+    tweedie_law_from_score, tweedie_law_from_x0,
 };
 use crate::schedule::Schedule;
 use crate::validate;
@@ -154,10 +155,10 @@ pub enum ModelOutput {
     /// [`concrete_score_from_x0`](crate::kernel::ctmc::concrete_score_from_x0).
     X0Logits,
     /// Log concrete scores `ln p_t(x^{i←y})/p_t(x)` (SEDD's `score_fn` output; the entry at
-    /// the current token is ignored), used as ratios directly. The generic
-    /// [`Predictor::Tweedie`] needs `exp(−δQ)` and takes x0 logits only; with log-scores
-    /// use [`Predictor::AbsorbingTweedie`] (the backend's SEDD analytic absorbing step) or
-    /// [`tweedie_law_from_score`](super::tweedie_law_from_score).
+    /// the current token is ignored), used as ratios directly. [`Predictor::Tweedie`] on
+    /// log-scores needs `exp(−δQ)`: run it with [`sample_ctmc_batch_with_inverse`] (SEDD's
+    /// analytic predictor, [`tweedie_law_from_score`]), or
+    /// use [`Predictor::AbsorbingTweedie`] (the backend's SEDD analytic absorbing step).
     LogScore,
 }
 
@@ -266,9 +267,54 @@ where
 pub fn sample_ctmc_batch<G, S, D>(
     ctmc: &Ctmc<G, S>,
     denoiser: &D,
+    tokens: ArrayViewMut2<'_, u32>,
+    streams: &[u64],
+    cfg: &CtmcSampler,
+) -> Result<CtmcSampleOutput>
+where
+    G: RateGenerator,
+    S: Schedule,
+    D: Denoiser + ?Sized,
+{
+    run_batch(ctmc, denoiser, tokens, streams, cfg, None)
+}
+
+/// [`sample_ctmc_batch`] for a generator that can apply `exp(−δQ)`
+/// ([`InverseTransition`]: [`MixtureGenerator`](crate::kernel::ctmc::MixtureGenerator),
+/// [`DenseGenerator`](crate::kernel::ctmc::dense::DenseGenerator)), which also runs
+/// [`Predictor::Tweedie`] on [`ModelOutput::LogScore`]: SEDD's analytic predictor
+/// ([`tweedie_law_from_score`]: `[s_tᵀ exp(−δQ)]_y · exp(δQ)[y, x]`, clamped at 0 and
+/// normalised, `δ = σ̄(t) − σ̄(s)`), drawn from the same
+/// `(seed, stream, CATEGORICAL, step, position)` uniform as every other predictor. With
+/// the exact concrete score it is the exact single-token reverse transition. Every other
+/// setting behaves exactly as in [`sample_ctmc_batch`].
+///
+/// # Errors
+/// As [`sample_ctmc_batch`], and the inverse's errors (e.g. a step whose growth factor
+/// `e^{δρ}` is too large on a dense generator, or `σ̄(t) = ∞`).
+pub fn sample_ctmc_batch_with_inverse<G, S, D>(
+    ctmc: &Ctmc<G, S>,
+    denoiser: &D,
+    tokens: ArrayViewMut2<'_, u32>,
+    streams: &[u64],
+    cfg: &CtmcSampler,
+) -> Result<CtmcSampleOutput>
+where
+    G: InverseTransition,
+    S: Schedule,
+    D: Denoiser + ?Sized,
+{
+    let inverse: &dyn InverseTransition = ctmc.generator();
+    run_batch(ctmc, denoiser, tokens, streams, cfg, Some(inverse))
+}
+
+fn run_batch<G, S, D>(
+    ctmc: &Ctmc<G, S>,
+    denoiser: &D,
     mut tokens: ArrayViewMut2<'_, u32>,
     streams: &[u64],
     cfg: &CtmcSampler,
+    inverse: Option<&dyn InverseTransition>,
 ) -> Result<CtmcSampleOutput>
 where
     G: RateGenerator,
@@ -302,11 +348,14 @@ where
     if let Predictor::AbsorbingTweedie { mask_id } = cfg.predictor {
         validate::token("mask_id", mask_id, v)?;
     }
-    if cfg.predictor == Predictor::Tweedie && cfg.output == ModelOutput::LogScore {
+    if cfg.predictor == Predictor::Tweedie
+        && cfg.output == ModelOutput::LogScore
+        && inverse.is_none()
+    {
         return Err(Error::invalid(
             "predictor",
-            "the generic analytic step needs x0 logits; with log-scores use AbsorbingTweedie \
-             or tweedie_law_from_score",
+            "the analytic step on log-scores needs exp(−δQ): use \
+             sample_ctmc_batch_with_inverse, AbsorbingTweedie, or x0 logits",
         ));
     }
     let keys: Vec<RngKey> = streams
@@ -359,7 +408,7 @@ where
                     let addr = (keys[bi], step);
                     predictor_row(
                         ctmc,
-                        (pred, cfg.output),
+                        (pred, cfg.output, inverse),
                         times,
                         lg,
                         &mut row,
@@ -452,7 +501,7 @@ fn contiguous<'b>(lg: &'b ArrayView2<'_, f32>, i: usize) -> Result<&'b [f32]> {
 #[allow(clippy::too_many_arguments)]
 fn predictor_row<G: RateGenerator, S: Schedule>(
     ctmc: &Ctmc<G, S>,
-    (pred, output): (Predictor, ModelOutput),
+    (pred, output, inverse): (Predictor, ModelOutput, Option<&dyn InverseTransition>),
     (t, s, h): (f64, f64, f64),
     lg: ArrayView2<'_, f32>,
     row: &mut ArrayViewMut1<'_, u32>,
@@ -481,8 +530,28 @@ fn predictor_row<G: RateGenerator, S: Schedule>(
             let st = ctmc.total_noise(t)?;
             let ss = ctmc.total_noise(s)?;
             for (i, x) in row.iter_mut().enumerate() {
-                softmax_into(contiguous(&lg, i)?, &mut bufs.p)?;
-                tweedie_law_from_x0(g, st, ss, *x, &bufs.p, ws, &mut bufs.law)?;
+                match (output, inverse) {
+                    (ModelOutput::LogScore, Some(inv)) => {
+                        let lrow = contiguous(&lg, i)?;
+                        validate::len("logits", lrow.len(), bufs.p.len())?;
+                        for (r, &l) in bufs.p.iter_mut().zip(lrow) {
+                            *r = f64::from(l).exp();
+                        }
+                        bufs.p[*x as usize] = 1.0;
+                        tweedie_law_from_score(
+                            inv,
+                            st - ss,
+                            *x,
+                            &bufs.p,
+                            &mut bufs.corr,
+                            &mut bufs.law,
+                        )?;
+                    }
+                    _ => {
+                        softmax_into(contiguous(&lg, i)?, &mut bufs.p)?;
+                        tweedie_law_from_x0(g, st, ss, *x, &bufs.p, ws, &mut bufs.law)?;
+                    }
+                }
                 let u = CounterRng::new(key, Purpose::CATEGORICAL, step, i as u32).uniform();
                 *x = sample_masses(&bufs.law, u)?.token;
             }

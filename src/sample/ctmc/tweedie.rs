@@ -20,6 +20,7 @@
 //! for absorbing noise this is MDLM's ancestral step and RADD's `direct_sample`.
 
 use crate::error::{Error, Result};
+use crate::kernel::ctmc::dense::DenseGenerator;
 use crate::kernel::ctmc::{MixtureGenerator, RateGenerator};
 use crate::param::reverse::RateWorkspace;
 use crate::validate;
@@ -54,6 +55,16 @@ impl InverseTransition for MixtureGenerator {
             *o = e * w + m * total * q;
         }
         Ok(())
+    }
+}
+
+/// The eigen routes of a dense generator (symmetric `U e^{−δΛ} Uᵀ`, reversible
+/// `D^{−1/2} U e^{−δΛ} Uᵀ D^{1/2}`) and Padé `expm(−δQ)`:
+/// [`DenseGenerator::inverse_transition_vecmat`], which refuses a step whose growth factor
+/// `e^{δρ}` exceeds [`MAX_INVERSE_GROWTH`](crate::kernel::ctmc::dense::MAX_INVERSE_GROWTH).
+impl InverseTransition for DenseGenerator {
+    fn inverse_transition_vecmat(&self, p: &[f64], delta: f64, out: &mut [f64]) -> Result<()> {
+        DenseGenerator::inverse_transition_vecmat(self, p, delta, out)
     }
 }
 
