@@ -241,24 +241,24 @@ fn main() -> Result<(), Error> {
         for &k in steps {
             let cfg = mdlm(enc.mask, k, 1e-5, Arc::new(Linear::new()))?;
             let mut x = Array2::from_elem((n, L), enc.mask);
-            let mut model = Parallel { inner: &mdlm_den, bar: bar(k, &format!("{} mdlm {k} steps", repr.name())) };
+            let mut model = Parallel { inner: &mdlm_den, bar: bar(k, &format!("{} mdlm, {k} steps (calls)", repr.name())) };
             let t0 = Instant::now();
             let rep = run(&mut model, &backend, &cfg, x.view_mut(), None, args.seed, &streams, &mut ())?;
             let wall = secs(t0);
             model.bar.finish_and_clear();
             let seqs: Vec<Vec<u32>> = x.rows().into_iter().map(|r| r.to_vec()).collect();
-            push(&mut results, format!("mdlm-{k}"), &seqs, Some(rep.nfe), wall)?;
+            push(&mut results, format!("mdlm-{k}"), &seqs, Some(rep.nfe as f64), wall)?;
 
             let grid: Vec<f64> = (0..=k).map(|j| j as f64 / k as f64).collect();
             let solver = MixtureSolver::new(path.clone(), grid)?;
             let mut x = Array2::from_elem((n, L), enc.mask);
-            let model = Parallel { inner: &flow_den, bar: bar(k, &format!("{} flow {k} steps", repr.name())) };
+            let model = Parallel { inner: &flow_den, bar: bar(k, &format!("{} flow, {k} steps (calls)", repr.name())) };
             let t0 = Instant::now();
             solver.sample(&model, &backend, x.view_mut(), args.seed, &streams)?;
             let wall = secs(t0);
             model.bar.finish_and_clear();
             let seqs: Vec<Vec<u32>> = x.rows().into_iter().map(|r| r.to_vec()).collect();
-            push(&mut results, format!("dfm-mask-euler-{k}"), &seqs, Some(k), wall)?;
+            push(&mut results, format!("dfm-mask-euler-{k}"), &seqs, Some(k as f64), wall)?;
         }
         if let Some(s) = decode(&enc, &draws[0]) {
             println!("  a chain draw: {s}");

@@ -115,12 +115,12 @@ impl<D: Denoiser + Sync> Denoiser for Parallel<'_, D> {
 
 impl<D: Denoiser + Sync> BlockModel for Parallel<'_, D> {}
 
-/// A progress bar over `len` denoiser calls labelled `msg` (drawn on stderr, hidden when
+/// A progress bar over `len` units of work labelled `msg` (drawn on stderr, hidden when
 /// stderr is not a terminal).
 pub fn bar(len: usize, msg: &str) -> ProgressBar {
     let b = ProgressBar::new(len as u64);
     b.set_style(
-        ProgressStyle::with_template("{msg:>32} [{bar:30}] {pos}/{len} calls ({elapsed})")
+        ProgressStyle::with_template("{msg:>40} [{bar:30}] {pos}/{len} ({elapsed})")
             .expect("a valid template")
             .progress_chars("=> "),
     );
@@ -187,8 +187,8 @@ pub struct Row {
     pub sampler: String,
     /// Metric name and value.
     pub metrics: Vec<(String, f64)>,
-    /// Denoiser calls, if a denoiser was called.
-    pub nfe: Option<usize>,
+    /// Denoiser calls per sequence (a mean for adaptive decoders), if a denoiser was called.
+    pub nfe: Option<f64>,
     /// Wall-clock seconds.
     pub wall_s: f64,
 }
@@ -249,7 +249,7 @@ impl Results {
                     None => print!(" {:>12}", "-"),
                 }
             }
-            let nfe = r.nfe.map_or("-".to_string(), |n| n.to_string());
+            let nfe = r.nfe.map_or("-".to_string(), |n| format!("{n:.1}"));
             println!(" {nfe:>6} {:>8.2}", r.wall_s);
         }
     }
