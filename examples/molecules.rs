@@ -49,7 +49,8 @@ use discrete_diffusion::sample::presets::mdlm;
 use discrete_diffusion::schedule::{Kappa, Linear};
 use ndarray::Array2;
 
-const USAGE: &str = "usage: molecules [--quick] [--seed N] [--samples N] [--max-order K] [--data PATH]";
+const USAGE: &str =
+    "usage: molecules [--quick] [--seed N] [--samples N] [--max-order K] [--data PATH]";
 /// Padded sequence length (tokens); longer molecules are dropped (none in the embedded set,
 /// whose longest SMILES has 49 tokens and longest SELFIES 48 symbols).
 const L: usize = 56;
@@ -95,13 +96,20 @@ struct Encoded {
 }
 
 fn encode(repr: Repr, data: &Dataset<Molecule>) -> Result<(Encoded, usize), Error> {
-    let all = data.train.iter().chain(&data.heldout).map(|m| repr.string(m));
+    let all = data
+        .train
+        .iter()
+        .chain(&data.heldout)
+        .map(|m| repr.string(m));
     let specials = [Special::Pad, Special::Mask];
     let codec: Box<dyn Codec> = match repr {
         Repr::Smiles => Box::new(SmilesCodec::fit(all, &specials)?),
         Repr::Selfies => Box::new(SelfiesCodec::fit(all, &specials)?),
     };
-    let pad = codec.vocab().special(Special::Pad).expect("fitted with <pad>");
+    let pad = codec
+        .vocab()
+        .special(Special::Pad)
+        .expect("fitted with <pad>");
     let mask = codec.vocab().mask_id()?;
     let mut dropped = 0;
     let mut pad_all = |ms: &[Molecule]| -> Result<(Vec<Vec<u32>>, Vec<String>), Error> {
@@ -147,10 +155,16 @@ fn molecule_metrics(repr: Repr, enc: &Encoded, strings: &[Option<String>]) -> Ve
     let valid: Vec<&String> = strings
         .iter()
         .flatten()
-        .filter(|s| repr.to_smiles(s).is_some_and(|m| !m.is_empty() && is_valid_smiles(&m)))
+        .filter(|s| {
+            repr.to_smiles(s)
+                .is_some_and(|m| !m.is_empty() && is_valid_smiles(&m))
+        })
         .collect();
     let unique: HashSet<&String> = valid.iter().copied().collect();
-    let novel = unique.iter().filter(|s| !enc.train_strings.contains(**s)).count();
+    let novel = unique
+        .iter()
+        .filter(|s| !enc.train_strings.contains(**s))
+        .count();
     let frac = |a: usize, b: usize| if b == 0 { 0.0 } else { a as f64 / b as f64 };
     let len: usize = strings
         .iter()
@@ -161,33 +175,52 @@ fn molecule_metrics(repr: Repr, enc: &Encoded, strings: &[Option<String>]) -> Ve
         ("validity".into(), valid.len() as f64 / n),
         ("uniqueness".into(), frac(unique.len(), valid.len())),
         ("novelty".into(), frac(novel, unique.len())),
-        ("well_formed".into(), strings.iter().flatten().count() as f64 / n),
-        ("mean_tokens".into(), frac(len, strings.iter().flatten().count())),
+        (
+            "well_formed".into(),
+            strings.iter().flatten().count() as f64 / n,
+        ),
+        (
+            "mean_tokens".into(),
+            frac(len, strings.iter().flatten().count()),
+        ),
     ]
 }
 
 fn main() -> Result<(), Error> {
     let args = Args::parse(USAGE)?;
-    let n = args.samples.unwrap_or(if args.quick { 24 } else { 400 });
+    let n = args.samples.unwrap_or(if args.quick { 24 } else { 256 });
     let steps: &[usize] = if args.quick { &[8] } else { &[16, 64] };
     let max_order = args.max_order.unwrap_or(2);
     let (data, dataset) = match &args.data {
-        None => (molecules_default()?, "MOSES test subset, 10,000 molecules (embedded)".to_string()),
+        None => (
+            molecules_default()?,
+            "MOSES test subset, 10,000 molecules (embedded)".to_string(),
+        ),
         Some(p) => {
             let d = smiles_from_path(p, "SMILES", 0.1)?;
             let to_mol = |v: Vec<String>| -> Vec<Molecule> {
                 v.into_iter()
                     .filter_map(|s| {
                         let f = encode_selfies(&s).ok()?;
-                        Some(Molecule { smiles: s, selfies: Some(f) })
+                        Some(Molecule {
+                            smiles: s,
+                            selfies: Some(f),
+                        })
                     })
                     .collect()
             };
-            let d = Dataset { train: to_mol(d.train), heldout: to_mol(d.heldout) };
+            let d = Dataset {
+                train: to_mol(d.train),
+                heldout: to_mol(d.heldout),
+            };
             (d, format!("{} (SMILES column)", p.display()))
         }
     };
-    println!("data: {dataset}: {} train, {} held-out molecules", data.train.len(), data.heldout.len());
+    println!(
+        "data: {dataset}: {} train, {} held-out molecules",
+        data.train.len(),
+        data.heldout.len()
+    );
     let mut results = Results {
         domain: "molecules".into(),
         dataset: dataset.clone(),
@@ -206,22 +239,50 @@ fn main() -> Result<(), Error> {
     for repr in [Repr::Smiles, Repr::Selfies] {
         let (enc, dropped) = encode(repr, &data)?;
         let v = enc.codec.vocab().len(); // symbols + <pad> + <mask>
-        let (chain, table) = select_order(&enc.train, &enc.heldout, v - 1, L, max_order, PSEUDOCOUNT)?;
-        let orders: Vec<String> = table.iter().map(|(k, nll)| format!("order {k}: {nll:.4}")).collect();
+        let (chain, table) =
+            select_order(&enc.train, &enc.heldout, v - 1, L, max_order, PSEUDOCOUNT)?;
+        let orders: Vec<String> = table
+            .iter()
+            .map(|(k, nll)| format!("order {k}: {nll:.4}"))
+            .collect();
         println!(
             "\n{}: {} tokens (+ <pad>, <mask>), {dropped} molecules longer than {} dropped; held-out NLL/token {}; using order {}",
-            repr.name(), v - 2, L - 1, orders.join(", "), chain.order()
+            repr.name(),
+            v - 2,
+            L - 1,
+            orders.join(", "),
+            chain.order()
         );
-        results.notes.push(format!("{}: held-out NLL per token (nats) by order: {}; order {} used.", repr.name(), orders.join(", "), chain.order()));
+        results.notes.push(format!(
+            "{}: held-out NLL per token (nats) by order: {}; order {} used.",
+            repr.name(),
+            orders.join(", "),
+            chain.order()
+        ));
         let model = format!("markov-{}-exact", chain.order());
         let oracle = chain.embed(&(0..v as u32 - 1).collect::<Vec<_>>(), v)?;
         let nll_of = |seqs: &[Vec<u32>]| apps2_common::nll_per_token(&chain, seqs);
-        let push = |results: &mut Results, sampler: String, seqs: &[Vec<u32>], nfe, wall| -> Result<(), Error> {
+        let push = |results: &mut Results,
+                    sampler: String,
+                    seqs: &[Vec<u32>],
+                    nfe,
+                    wall|
+         -> Result<(), Error> {
             let strings: Vec<Option<String>> = seqs.iter().map(|s| decode(&enc, s)).collect();
             let mut metrics = molecule_metrics(repr, &enc, &strings);
-            let lp: Vec<Vec<u32>> = seqs.iter().filter(|s| s.iter().all(|&t| t != enc.mask)).cloned().collect();
+            let lp: Vec<Vec<u32>> = seqs
+                .iter()
+                .filter(|s| s.iter().all(|&t| t != enc.mask))
+                .cloned()
+                .collect();
             metrics.push(("nll_per_token".into(), nll_of(&lp)?));
-            results.rows.push(Row { model: format!("{model} {}", repr.name()), sampler, metrics, nfe, wall_s: wall });
+            results.rows.push(Row {
+                model: format!("{model} {}", repr.name()),
+                sampler,
+                metrics,
+                nfe,
+                wall_s: wall,
+            });
             Ok(())
         };
 
@@ -229,36 +290,79 @@ fn main() -> Result<(), Error> {
         push(&mut results, "data".into(), &enc.heldout, None, 0.0)?;
         let t0 = Instant::now();
         let draws: Vec<Vec<u32>> = (0..n as u64)
-            .map(|b| chain.sample_x0(&mut CounterRng::new(RngKey::for_stream(args.seed, b), Purpose::USER, 0, 0)))
+            .map(|b| {
+                chain.sample_x0(&mut CounterRng::new(
+                    RngKey::for_stream(args.seed, b),
+                    Purpose::USER,
+                    0,
+                    0,
+                ))
+            })
             .collect();
-        push(&mut results, "markov-ancestral".into(), &draws, None, secs(t0))?;
+        push(
+            &mut results,
+            "markov-ancestral".into(),
+            &draws,
+            None,
+            secs(t0),
+        )?;
 
         // MDLM ancestral sampling with the exact denoiser.
-        let mdlm_den = OracleDenoiser::new(oracle.clone(), MixtureProcess::from_schedule(one_hot(v, enc.mask), Linear::new())?)?;
+        let mdlm_den = OracleDenoiser::new(
+            oracle.clone(),
+            MixtureProcess::from_schedule(one_hot(v, enc.mask), Linear::new())?,
+        )?;
         // Discrete flow matching on the mask path κ(s) = s.
         let path = MixturePath::new(Kappa::cond_ot(), SourceLaw::Mask(enc.mask), v)?;
         let flow_den = OracleDenoiser::new(oracle.clone(), path.noise_process()?)?;
         for &k in steps {
             let cfg = mdlm(enc.mask, k, 1e-5, Arc::new(Linear::new()))?;
             let mut x = Array2::from_elem((n, L), enc.mask);
-            let mut model = Parallel { inner: &mdlm_den, bar: bar(k, &format!("{} mdlm, {k} steps (calls)", repr.name())) };
+            let mut model = Parallel {
+                inner: &mdlm_den,
+                bar: bar(k, &format!("{} mdlm, {k} steps (calls)", repr.name())),
+            };
             let t0 = Instant::now();
-            let rep = run(&mut model, &backend, &cfg, x.view_mut(), None, args.seed, &streams, &mut ())?;
+            let rep = run(
+                &mut model,
+                &backend,
+                &cfg,
+                x.view_mut(),
+                None,
+                args.seed,
+                &streams,
+                &mut (),
+            )?;
             let wall = secs(t0);
             model.bar.finish_and_clear();
             let seqs: Vec<Vec<u32>> = x.rows().into_iter().map(|r| r.to_vec()).collect();
-            push(&mut results, format!("mdlm-{k}"), &seqs, Some(rep.nfe as f64), wall)?;
+            push(
+                &mut results,
+                format!("mdlm-{k}"),
+                &seqs,
+                Some(rep.nfe as f64),
+                wall,
+            )?;
 
             let grid: Vec<f64> = (0..=k).map(|j| j as f64 / k as f64).collect();
             let solver = MixtureSolver::new(path.clone(), grid)?;
             let mut x = Array2::from_elem((n, L), enc.mask);
-            let model = Parallel { inner: &flow_den, bar: bar(k, &format!("{} flow, {k} steps (calls)", repr.name())) };
+            let model = Parallel {
+                inner: &flow_den,
+                bar: bar(k, &format!("{} flow, {k} steps (calls)", repr.name())),
+            };
             let t0 = Instant::now();
             solver.sample(&model, &backend, x.view_mut(), args.seed, &streams)?;
             let wall = secs(t0);
             model.bar.finish_and_clear();
             let seqs: Vec<Vec<u32>> = x.rows().into_iter().map(|r| r.to_vec()).collect();
-            push(&mut results, format!("dfm-mask-euler-{k}"), &seqs, Some(k as f64), wall)?;
+            push(
+                &mut results,
+                format!("dfm-mask-euler-{k}"),
+                &seqs,
+                Some(k as f64),
+                wall,
+            )?;
         }
         if let Some(s) = decode(&enc, &draws[0]) {
             println!("  a chain draw: {s}");
@@ -266,8 +370,17 @@ fn main() -> Result<(), Error> {
     }
 
     println!();
-    results.print_table(&["validity", "uniqueness", "novelty", "well_formed", "mean_tokens", "nll_per_token"]);
-    let path = results.write().map_err(|e| Error::invalid("results", e.to_string()))?;
+    results.print_table(&[
+        "validity",
+        "uniqueness",
+        "novelty",
+        "well_formed",
+        "mean_tokens",
+        "nll_per_token",
+    ]);
+    let path = results
+        .write()
+        .map_err(|e| Error::invalid("results", e.to_string()))?;
     println!("\nwrote {}", path.display());
     Ok(())
 }

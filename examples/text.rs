@@ -17,9 +17,12 @@
 //! 2. Model: `MarkovChainOracle::fit` of order 1..=K (default 2) chosen by held-out
 //!    likelihood, embedded next to a mask token; `OracleDenoiser` under an absorbing
 //!    process gives the exact `p(x_0^i | x_t)` (the chain given the revealed characters).
-//! 3. Samplers (`sample::presets`, run by `sample::driver`): `llada` with 4 blocks of 16
-//!    at several step counts, greedy and at temperature 1, and `fast_dllm_threshold` at
-//!    several thresholds (its NFE adapts).
+//! 3. Samplers (`sample::presets`, run by `sample::driver`, one run per sequence so that
+//!    adaptive NFE is per sequence): `llada` with 4 blocks of 16 at several step counts, in
+//!    random order (with one token per step this is exact sampling of the chain: each
+//!    token is drawn from its exact conditional given those revealed) and in LLaDA's
+//!    low-confidence order, at temperature 1, plus LLaDA's default greedy draw once; and
+//!    `fast_dllm_threshold` at two thresholds (its NFE adapts).
 //! 4. Quality: NLL per character under an order-`K+1` chain fitted separately on the
 //!    training windows (the "evaluator"), and under the generating chain itself (its
 //!    exact log-likelihood); distinct-1/2 of words. Baselines: held-out windows (`data`)
@@ -68,17 +71,26 @@ fn ids(text: &str) -> Vec<u32> {
 
 fn show(ids: &[u32]) -> String {
     let a: Vec<char> = ALPHABET.chars().collect();
-    ids.iter().map(|&i| a.get(i as usize).copied().unwrap_or('_')).collect()
+    ids.iter()
+        .map(|&i| a.get(i as usize).copied().unwrap_or('_'))
+        .collect()
 }
 
 /// Paragraphs normalized, joined by blank lines, cut into windows of `L` characters.
 fn windows(paragraphs: &[String]) -> Vec<Vec<u32>> {
     let joined: Vec<String> = paragraphs.iter().map(|p| normalize(p)).collect();
-    ids(&joined.join("\n\n")).chunks_exact(L).map(<[u32]>::to_vec).collect()
+    ids(&joined.join("\n\n"))
+        .chunks_exact(L)
+        .map(<[u32]>::to_vec)
+        .collect()
 }
 
 /// Quality metrics of `L`-character samples.
-fn quality(gen_chain: &MarkovChainOracle, eval: &MarkovChainOracle, seqs: &[Vec<u32>]) -> Result<Vec<(String, f64)>, Error> {
+fn quality(
+    gen_chain: &MarkovChainOracle,
+    eval: &MarkovChainOracle,
+    seqs: &[Vec<u32>],
+) -> Result<Vec<(String, f64)>, Error> {
     let words: Vec<Vec<String>> = seqs
         .iter()
         .map(|s| show(s).split_whitespace().map(String::from).collect())
@@ -93,19 +105,29 @@ fn quality(gen_chain: &MarkovChainOracle, eval: &MarkovChainOracle, seqs: &[Vec<
 
 fn main() -> Result<(), Error> {
     let args = Args::parse(USAGE)?;
-    let n = args.samples.unwrap_or(if args.quick { 8 } else { 64 });
+    let n = args.samples.unwrap_or(if args.quick { 8 } else { 48 });
     let max_order = args.max_order.unwrap_or(2).min(3);
     let (data, corpus) = match &args.data {
-        None => (text_default()?, "this crate's README and docs (embedded default)".to_string()),
+        None => (
+            text_default()?,
+            "this crate's README and docs (embedded default)".to_string(),
+        ),
         Some(p) => (text_from_path(p, 0.1)?, format!("{}", p.display())),
     };
     let (train, heldout) = (windows(&data.train), windows(&data.heldout));
     println!(
         "corpus: {corpus}\n  {} train / {} held-out paragraphs -> {} / {} windows of {L} characters over {} symbols",
-        data.train.len(), data.heldout.len(), train.len(), heldout.len(), ALPHABET.chars().count()
+        data.train.len(),
+        data.heldout.len(),
+        train.len(),
+        heldout.len(),
+        ALPHABET.chars().count()
     );
     if train.is_empty() || heldout.is_empty() {
-        return Err(Error::invalid("data", "fewer than one window of text in the train or held-out part"));
+        return Err(Error::invalid(
+            "data",
+            "fewer than one window of text in the train or held-out part",
+        ));
     }
     let v = ALPHABET.chars().count();
     let (chain, table) = select_order(&train, &heldout, v, L, max_order, PSEUDOCOUNT)?;
@@ -121,10 +143,14 @@ fn main() -> Result<(), Error> {
         }
     }
     let (eval, eval_nll, eval_c) = eval.expect("four candidates");
-    let orders: Vec<String> = table.iter().map(|(k, x)| format!("order {k}: {x:.4}")).collect();
+    let orders: Vec<String> = table
+        .iter()
+        .map(|(k, x)| format!("order {k}: {x:.4}"))
+        .collect();
     println!(
         "  held-out NLL per character (nats): {}; generating with order {}; evaluator: order {eval_order}, add-{eval_c}, held-out {eval_nll:.4}",
-        orders.join(", "), chain.order()
+        orders.join(", "),
+        chain.order()
     );
     let mask = v as u32; // the mask is one past the alphabet here (any index would do)
     let oracle = chain.embed(&(0..v as u32).collect::<Vec<_>>(), v + 1)?;
@@ -143,37 +169,85 @@ fn main() -> Result<(), Error> {
         dataset: corpus.clone(),
         rows: Vec::new(),
         notes: vec![
-            format!("Corpus: {corpus}; lower-cased onto the 36-symbol alphabet {ALPHABET:?}, windows of {L} characters."),
-            format!("Exact denoiser: order-{} character Markov chain (held-out NLL/char by order: {}), add-{PSEUDOCOUNT} counts; the exact posterior given the revealed characters (time-independent, as LLaDA's network).", chain.order(), orders.join(", ")),
-            format!("nll_eval: NLL per character (nats) under a separately fitted order-{eval_order} chain (add-{eval_c} counts chosen by held-out NLL, {eval_nll:.4} on held-out windows); nll_model: under the generating chain (its exact likelihood). distinct_n over words."),
-            format!("LLaDA / Fast-dLLM: no prompt, {} blocks of {BLOCK}, mask kept in the softmax as in the anchors (its exact probability is 0).", L / BLOCK),
+            format!(
+                "Corpus: {corpus}; lower-cased onto the 36-symbol alphabet {ALPHABET:?}, windows of {L} characters."
+            ),
+            format!(
+                "Exact denoiser: order-{} character Markov chain (held-out NLL/char by order: {}), add-{PSEUDOCOUNT} counts; the exact posterior given the revealed characters (time-independent, as LLaDA's network).",
+                chain.order(),
+                orders.join(", ")
+            ),
+            format!(
+                "nll_eval: NLL per character (nats) under a separately fitted order-{eval_order} chain (add-{eval_c} counts chosen by held-out NLL, {eval_nll:.4} on held-out windows); nll_model: under the generating chain (its exact likelihood). distinct_n over words."
+            ),
+            format!(
+                "LLaDA / Fast-dLLM: no prompt, {} blocks of {BLOCK}, mask kept in the softmax as in the anchors (its exact probability is 0).",
+                L / BLOCK
+            ),
             format!("{n} samples per sampler, seed {}.", args.seed),
         ],
     };
-    let add = |results: &mut Results, sampler: String, seqs: &[Vec<u32>], nfe: Option<f64>, wall: f64| -> Result<(), Error> {
+    let add = |results: &mut Results,
+               sampler: String,
+               seqs: &[Vec<u32>],
+               nfe: Option<f64>,
+               wall: f64|
+     -> Result<(), Error> {
         let metrics = quality(&chain, &eval, seqs)?;
-        results.rows.push(Row { model: model.clone(), sampler, metrics, nfe, wall_s: wall });
+        results.rows.push(Row {
+            model: model.clone(),
+            sampler,
+            metrics,
+            nfe,
+            wall_s: wall,
+        });
         Ok(())
     };
     add(&mut results, "data".into(), &heldout, None, 0.0)?;
     let t0 = Instant::now();
     let draws: Vec<Vec<u32>> = (0..n as u64)
-        .map(|b| chain.sample_x0(&mut CounterRng::new(RngKey::for_stream(args.seed, b), Purpose::USER, 0, 0)))
+        .map(|b| {
+            chain.sample_x0(&mut CounterRng::new(
+                RngKey::for_stream(args.seed, b),
+                Purpose::USER,
+                0,
+                0,
+            ))
+        })
         .collect();
-    add(&mut results, "markov-ancestral".into(), &draws, None, secs(t0))?;
+    add(
+        &mut results,
+        "markov-ancestral".into(),
+        &draws,
+        None,
+        secs(t0),
+    )?;
 
-    let layout = |steps| LladaLayout { prompt_len: 0, gen_length: L, block_length: BLOCK, steps };
+    let layout = |steps| LladaLayout {
+        prompt_len: 0,
+        gen_length: L,
+        block_length: BLOCK,
+        steps,
+    };
     let mut runs: Vec<(String, SamplerConfig)> = Vec::new();
+    // LLaDA with random order (`remasking='random'`: one token per step is then exact
+    // ancestral sampling of the chain) and with low-confidence order, at temperature 1;
+    // LLaDA's default greedy draw once; Fast-dLLM's threshold rule at temperature 1.
     let steps: &[usize] = if args.quick { &[16] } else { &[8, 16, 32, 64] };
-    for &s in steps {
-        runs.push((format!("llada-lowconf-T1-{s}"), llada(mask, layout(s), 1.0, false)?));
+    for (order, random) in [("random", true), ("lowconf", false)] {
+        for &s in steps {
+            let cfg = llada(mask, layout(s), 1.0, random)?;
+            runs.push((format!("llada-{order}-T1-{s}"), cfg));
+        }
     }
     if !args.quick {
-        runs.push(("llada-lowconf-greedy-64".into(), llada(mask, layout(64), 0.0, false)?));
+        let cfg = llada(mask, layout(32), 0.0, false)?;
+        runs.push(("llada-lowconf-greedy-32".into(), cfg));
     }
-    let thresholds: &[f64] = if args.quick { &[0.9] } else { &[0.9, 0.7, 0.5, 0.3] };
+    let thresholds: &[f64] = if args.quick { &[0.9] } else { &[0.9, 0.5] };
     for &tau in thresholds {
-        runs.push((format!("fast-dllm-thr{tau}-T1"), fast_dllm_threshold(mask, layout(L / BLOCK), 1.0, tau)?));
+        let cfg = fast_dllm_threshold(mask, layout(L / BLOCK), 1.0, tau)?;
+        runs.push((format!("fast-dllm-thr{tau}-T1"), cfg));
     }
     // One driver run per sequence (streams[b] = b, the same numbers as one batched run),
     // so that an adaptive decoder's NFE is the sequence's own, not the batch maximum.
@@ -186,7 +260,16 @@ fn main() -> Result<(), Error> {
             .into_par_iter()
             .map(|b| {
                 let mut x = Array2::from_elem((1, L), mask);
-                let rep = run(&mut NoHook(&denoiser), &backend, &cfg, x.view_mut(), None, args.seed, &[b], &mut ())?;
+                let rep = run(
+                    &mut NoHook(&denoiser),
+                    &backend,
+                    &cfg,
+                    x.view_mut(),
+                    None,
+                    args.seed,
+                    &[b],
+                    &mut (),
+                )?;
                 pb.inc(1);
                 Ok((x.into_raw_vec_and_offset().0, rep.nfe))
             })
@@ -200,13 +283,19 @@ fn main() -> Result<(), Error> {
     }
 
     println!("\nsamples (first sequence of each sampler, newlines shown as ⏎):");
-    println!("  {:<26} {}", "markov-ancestral", show(&draws[0]).replace('\n', "⏎"));
+    println!(
+        "  {:<26} {}",
+        "markov-ancestral",
+        show(&draws[0]).replace('\n', "⏎")
+    );
     for (name, s) in &examples {
         println!("  {name:<26} {}", s.replace('\n', "⏎"));
     }
     println!("\nquality versus NFE ({corpus}):");
     results.print_table(&["nll_eval", "nll_model", "distinct_1", "distinct_2"]);
-    let path = results.write().map_err(|e| Error::invalid("results", e.to_string()))?;
+    let path = results
+        .write()
+        .map_err(|e| Error::invalid("results", e.to_string()))?;
     println!("\nwrote {}", path.display());
     Ok(())
 }

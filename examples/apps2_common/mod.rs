@@ -51,17 +51,25 @@ impl Args {
             let mut value = || it.next().ok_or_else(|| bad(&flag, "missing value"));
             match flag.as_str() {
                 "--quick" => a.quick = true,
-                "--seed" => a.seed = value()?.parse().map_err(|_| bad("--seed", "not an integer"))?,
+                "--seed" => {
+                    a.seed = value()?
+                        .parse()
+                        .map_err(|_| bad("--seed", "not an integer"))?
+                }
                 "--data" => a.data = Some(PathBuf::from(value()?)),
                 "--samples" => {
-                    let n: usize = value()?.parse().map_err(|_| bad("--samples", "not an integer"))?;
+                    let n: usize = value()?
+                        .parse()
+                        .map_err(|_| bad("--samples", "not an integer"))?;
                     if n == 0 {
                         return Err(bad("--samples", "must be at least 1"));
                     }
                     a.samples = Some(n);
                 }
                 "--max-order" => {
-                    let k: usize = value()?.parse().map_err(|_| bad("--max-order", "not an integer"))?;
+                    let k: usize = value()?
+                        .parse()
+                        .map_err(|_| bad("--max-order", "not an integer"))?;
                     if !(1..=4).contains(&k) {
                         return Err(bad("--max-order", "must be in 1..=4"));
                     }
