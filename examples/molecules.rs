@@ -31,7 +31,7 @@ use std::collections::HashSet;
 use std::sync::Arc;
 use std::time::Instant;
 
-use apps2_common::{Args, Parallel, Results, Row, bar, secs, select_order};
+use apps2_common::{Args, Parallel, Results, Row, bar, chain_draws, rows, secs, select_order};
 use discrete_diffusion::Error;
 use discrete_diffusion::backend::cpu::CpuBackend;
 use discrete_diffusion::data::datasets::{Molecule, molecules_default, smiles_from_path};
@@ -41,8 +41,7 @@ use discrete_diffusion::data::{
 };
 use discrete_diffusion::kernel::mixture::MixtureProcess;
 use discrete_diffusion::kernel::path::{MixturePath, SourceLaw};
-use discrete_diffusion::model::oracle::{ExactPosterior, OracleDenoiser};
-use discrete_diffusion::rng::{CounterRng, Purpose, RngKey};
+use discrete_diffusion::model::oracle::OracleDenoiser;
 use discrete_diffusion::sample::driver::run;
 use discrete_diffusion::sample::flow::MixtureSolver;
 use discrete_diffusion::sample::presets::mdlm;
@@ -289,16 +288,7 @@ fn main() -> Result<(), Error> {
         // Baselines: the held-out molecules and exact draws of the chain.
         push(&mut results, "data".into(), &enc.heldout, None, 0.0)?;
         let t0 = Instant::now();
-        let draws: Vec<Vec<u32>> = (0..n as u64)
-            .map(|b| {
-                chain.sample_x0(&mut CounterRng::new(
-                    RngKey::for_stream(args.seed, b),
-                    Purpose::USER,
-                    0,
-                    0,
-                ))
-            })
-            .collect();
+        let draws = chain_draws(&chain, n, args.seed);
         push(
             &mut results,
             "markov-ancestral".into(),
@@ -315,6 +305,7 @@ fn main() -> Result<(), Error> {
         // Discrete flow matching on the mask path κ(s) = s.
         let path = MixturePath::new(Kappa::cond_ot(), SourceLaw::Mask(enc.mask), v)?;
         let flow_den = OracleDenoiser::new(oracle.clone(), path.noise_process()?)?;
+        let mut last = Vec::new(); // the flow solver's samples at the largest step count
         for &k in steps {
             let cfg = mdlm(enc.mask, k, 1e-5, Arc::new(Linear::new()))?;
             let mut x = Array2::from_elem((n, L), enc.mask);
@@ -335,7 +326,7 @@ fn main() -> Result<(), Error> {
             )?;
             let wall = secs(t0);
             model.bar.finish_and_clear();
-            let seqs: Vec<Vec<u32>> = x.rows().into_iter().map(|r| r.to_vec()).collect();
+            let seqs = rows(&x);
             push(
                 &mut results,
                 format!("mdlm-{k}"),
@@ -355,7 +346,7 @@ fn main() -> Result<(), Error> {
             solver.sample(&model, &backend, x.view_mut(), args.seed, &streams)?;
             let wall = secs(t0);
             model.bar.finish_and_clear();
-            let seqs: Vec<Vec<u32>> = x.rows().into_iter().map(|r| r.to_vec()).collect();
+            let seqs = rows(&x);
             push(
                 &mut results,
                 format!("dfm-mask-euler-{k}"),
@@ -363,10 +354,18 @@ fn main() -> Result<(), Error> {
                 Some(k as f64),
                 wall,
             )?;
+            last = seqs;
         }
-        if let Some(s) = decode(&enc, &draws[0]) {
-            println!("  a chain draw: {s}");
-        }
+        let valid = |seqs: &[Vec<u32>]| {
+            seqs.iter()
+                .filter_map(|s| repr.to_smiles(&decode(&enc, s)?))
+                .filter(|m| !m.is_empty() && is_valid_smiles(m))
+                .take(3)
+                .collect::<Vec<_>>()
+                .join("  ")
+        };
+        println!("  valid chain draws (as SMILES):   {}", valid(&draws));
+        println!("  valid flow samples (as SMILES):  {}", valid(&last));
     }
 
     println!();

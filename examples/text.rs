@@ -32,14 +32,15 @@ mod apps2_common;
 
 use std::time::Instant;
 
-use apps2_common::{Args, Results, Row, bar, distinct_n, nll_per_token, secs, select_order};
+use apps2_common::{
+    Args, Results, Row, bar, chain_draws, distinct_n, nll_per_token, secs, select_order,
+};
 use discrete_diffusion::Error;
 use discrete_diffusion::backend::cpu::CpuBackend;
 use discrete_diffusion::data::datasets::{text_default, text_from_path};
 use discrete_diffusion::kernel::mixture::MixtureProcess;
 use discrete_diffusion::model::markov::MarkovChainOracle;
-use discrete_diffusion::model::oracle::{ExactPosterior, OracleDenoiser};
-use discrete_diffusion::rng::{CounterRng, Purpose, RngKey};
+use discrete_diffusion::model::oracle::OracleDenoiser;
 use discrete_diffusion::sample::driver::{NoHook, SamplerConfig, run};
 use discrete_diffusion::sample::presets::{LladaLayout, fast_dllm_threshold, llada};
 use ndarray::Array2;
@@ -205,16 +206,7 @@ fn main() -> Result<(), Error> {
     };
     add(&mut results, "data".into(), &heldout, None, 0.0)?;
     let t0 = Instant::now();
-    let draws: Vec<Vec<u32>> = (0..n as u64)
-        .map(|b| {
-            chain.sample_x0(&mut CounterRng::new(
-                RngKey::for_stream(args.seed, b),
-                Purpose::USER,
-                0,
-                0,
-            ))
-        })
-        .collect();
+    let draws = chain_draws(&chain, n, args.seed);
     add(
         &mut results,
         "markov-ancestral".into(),

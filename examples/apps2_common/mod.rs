@@ -14,9 +14,10 @@ use discrete_diffusion::Error;
 use discrete_diffusion::model::Denoiser;
 use discrete_diffusion::model::markov::MarkovChainOracle;
 use discrete_diffusion::model::oracle::ExactPosterior;
+use discrete_diffusion::rng::{CounterRng, Purpose, RngKey};
 use discrete_diffusion::sample::driver::BlockModel;
 use indicatif::{ProgressBar, ProgressStyle};
-use ndarray::{ArrayView1, ArrayView2, ArrayViewMut3, Axis};
+use ndarray::{Array2, ArrayView1, ArrayView2, ArrayViewMut3, Axis};
 use rayon::prelude::*;
 
 /// The flags every example takes: `--quick`, `--seed N`, `--data PATH`, `--samples N`,
@@ -171,6 +172,22 @@ pub fn select_order(
         }
     }
     Ok((best.expect("max_order ≥ 1").0, table))
+}
+
+/// `n` exact left-to-right draws of `chain` (the `markov-ancestral` baseline), sequence
+/// `b` from stream `b` of `seed`.
+pub fn chain_draws(chain: &MarkovChainOracle, n: usize, seed: u64) -> Vec<Vec<u32>> {
+    (0..n as u64)
+        .map(|b| {
+            let key = RngKey::for_stream(seed, b);
+            chain.sample_x0(&mut CounterRng::new(key, Purpose::USER, 0, 0))
+        })
+        .collect()
+}
+
+/// The rows of a `[B, L]` token array.
+pub fn rows(x: &Array2<u32>) -> Vec<Vec<u32>> {
+    x.rows().into_iter().map(|r| r.to_vec()).collect()
 }
 
 /// Distinct-`n`: the number of distinct `n`-grams over the number of `n`-grams, pooled over
