@@ -380,6 +380,8 @@ fn main() -> Result<(), Error> {
     let path = results
         .write()
         .map_err(|e| Error::invalid("results", e.to_string()))?;
+    println!();
+    results.print_notes();
     println!("\nwrote {}", path.display());
     Ok(())
 }

@@ -259,6 +259,14 @@ impl Results {
         Ok(path)
     }
 
+    /// Print the notes, one per line.
+    pub fn print_notes(&self) {
+        println!("notes:");
+        for n in &self.notes {
+            println!("  - {n}");
+        }
+    }
+
     /// Print the rows as an aligned table with the metric columns `cols`.
     pub fn print_table(&self, cols: &[&str]) {
         print!("{:<22} {:<30}", "model", "sampler");
