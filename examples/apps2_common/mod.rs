@@ -161,6 +161,12 @@ pub fn select_order(
     max_order: usize,
     pseudocount: f64,
 ) -> Result<(MarkovChainOracle, Vec<(usize, f64)>), Error> {
+    if heldout.is_empty() {
+        return Err(Error::invalid(
+            "heldout",
+            "no held-out sequence to select the order on",
+        ));
+    }
     let mut best: Option<(MarkovChainOracle, f64)> = None;
     let mut table = Vec::new();
     for k in 1..=max_order {
