@@ -225,7 +225,7 @@ fn main() -> Result<(), Error> {
         dataset: dataset.clone(),
         rows: Vec::new(),
         notes: vec![
-            format!("Exact denoiser: a Markov chain over tokens + <pad> (padded to L = {L}), order chosen by held-out likelihood among 1..={max_order}, add-{PSEUDOCOUNT} counts."),
+            format!("Exact denoiser: a Markov chain over tokens + <pad> (padded to L = {L}), order chosen by held-out likelihood among 1..={max_order} (the exact denoiser costs O(L V^(k+1)) per sequence and call, so order 3 is about V times slower than order 2: --max-order 3), add-{PSEUDOCOUNT} counts."),
             "Validity: SMILES checked by data::check_smiles (OpenSMILES syntax, ring closures, RDKit default valences, kekulization); SELFIES decoded by data::decode_selfies, then checked the same way.".into(),
             "Novelty is string-level against the training strings of the same representation (no canonicalization), hence an upper bound.".into(),
             "well_formed: fraction of samples with no symbol after the first <pad> (malformed samples count as invalid).".into(),
@@ -238,24 +238,20 @@ fn main() -> Result<(), Error> {
     for repr in [Repr::Smiles, Repr::Selfies] {
         let (enc, dropped) = encode(repr, &data)?;
         let v = enc.codec.vocab().len(); // symbols + <pad> + <mask>
-        let (chain, table) =
+        let (chain, orders) =
             select_order(&enc.train, &enc.heldout, v - 1, L, max_order, PSEUDOCOUNT)?;
-        let orders: Vec<String> = table
-            .iter()
-            .map(|(k, nll)| format!("order {k}: {nll:.4}"))
-            .collect();
         println!(
             "\n{}: {} tokens (+ <pad>, <mask>), {dropped} molecules longer than {} dropped; held-out NLL/token {}; using order {}",
             repr.name(),
             v - 2,
             L - 1,
-            orders.join(", "),
+            orders,
             chain.order()
         );
         results.notes.push(format!(
             "{}: held-out NLL per token (nats) by order: {}; order {} used.",
             repr.name(),
-            orders.join(", "),
+            orders,
             chain.order()
         ));
         let model = format!("markov-{}-exact", chain.order());
