@@ -163,7 +163,7 @@ pub fn mixture_solver_laws<S: Schedule + Clone + 'static>(
                 grid[k + 1],
                 z,
                 &p1,
-                solver.div_free(),
+                solver.div_free_at(grid[k])?,
                 solver.rule(),
                 out,
             )
@@ -195,7 +195,15 @@ pub fn metric_solver_laws(
                 out.copy_from_slice(post);
                 return Ok(());
             }
-            path.step_law(grid[k], grid[k + 1], z, post, solver.rule(), out)
+            path.corrector_step_law(
+                grid[k],
+                grid[k + 1],
+                z,
+                post,
+                solver.corrector().at(grid[k])?,
+                solver.rule(),
+                out,
+            )
         },
     )
 }
