@@ -113,7 +113,10 @@ fn sources() -> [SourceLaw; 3] {
 fn schedules() -> Vec<(&'static str, CorrectorSchedule)> {
     vec![
         ("gat_et_al", CorrectorSchedule::gat_et_al()),
-        ("power(2, 1, 0.5)", CorrectorSchedule::power(2.0, 1.0, 0.5).unwrap()),
+        (
+            "power(2, 1, 0.5)",
+            CorrectorSchedule::power(2.0, 1.0, 0.5).unwrap(),
+        ),
         (
             "custom 1 + sin(7s)",
             CorrectorSchedule::custom(|s| 1.0 + (7.0 * s).sin()),
@@ -203,13 +206,21 @@ fn master_equation_with_time_dependent_corrector_follows_the_path() {
             .collect();
         // The only error left is RK4's: fourth order in the step, towards the path.
         let ratio = errs[0] / errs[1];
-        assert!(errs[1] < 1e-6 && (12.0..20.0).contains(&ratio), "{source:?}: TV {errs:?}");
+        assert!(
+            errs[1] < 1e-6 && (12.0..20.0).contains(&ratio),
+            "{source:?}: TV {errs:?}"
+        );
     }
     // The metric path with the kinetic corrector and a custom β_s.
     let emb = Array2::from_shape_fn((V, 1), |(x, _)| x as f64);
-    let metric = MetricPath::from_embeddings(emb.view(), MetricBeta::new(3.0, 1.0).unwrap()).unwrap();
+    let metric =
+        MetricPath::from_embeddings(emb.view(), MetricBeta::new(3.0, 1.0).unwrap()).unwrap();
     let beta = CorrectorSchedule::custom(|s| 2.0 * s * (1.0 - s) + 0.3);
-    let marginal = |s: f64| oracle.marginal_xt(&*metric.channel(1.0 - s).unwrap()).unwrap();
+    let marginal = |s: f64| {
+        oracle
+            .marginal_xt(&*metric.channel(1.0 - s).unwrap())
+            .unwrap()
+    };
     let errs: Vec<f64> = [100, 200]
         .iter()
         .map(|&n| {
@@ -222,7 +233,10 @@ fn master_equation_with_time_dependent_corrector_follows_the_path() {
             tv(&p1, &marginal(0.7))
         })
         .collect();
-    assert!(errs[1] < 1e-8 || (errs[1] < 1e-6 && errs[0] / errs[1] > 12.0), "metric: TV {errs:?}");
+    assert!(
+        errs[1] < 1e-8 || (errs[1] < 1e-6 && errs[0] / errs[1] > 12.0),
+        "metric: TV {errs:?}"
+    );
 }
 
 #[test]
@@ -235,9 +249,24 @@ fn solver_with_time_dependent_corrector_converges() {
     let uniform = vec![1.0 / n as f64; n];
     let steps = [16usize, 32, 64, 128];
     for (name, source, init, beta) in [
-        ("masked, Gat", SourceLaw::Mask(MASK), &masked, CorrectorSchedule::gat_et_al()),
-        ("uniform, Gat", SourceLaw::Uniform, &uniform, CorrectorSchedule::gat_et_al()),
-        ("uniform, s(1 − s)", SourceLaw::Uniform, &uniform, CorrectorSchedule::power(1.0, 1.0, 1.0).unwrap()),
+        (
+            "masked, Gat",
+            SourceLaw::Mask(MASK),
+            &masked,
+            CorrectorSchedule::gat_et_al(),
+        ),
+        (
+            "uniform, Gat",
+            SourceLaw::Uniform,
+            &uniform,
+            CorrectorSchedule::gat_et_al(),
+        ),
+        (
+            "uniform, s(1 − s)",
+            SourceLaw::Uniform,
+            &uniform,
+            CorrectorSchedule::power(1.0, 1.0, 1.0).unwrap(),
+        ),
     ] {
         let path = MixturePath::new(Kappa::cond_ot(), source, V).unwrap();
         let mut errs = vec![];
@@ -256,22 +285,32 @@ fn solver_with_time_dependent_corrector_converges() {
         // The local order steepens towards first order (the uniform source with Gat's
         // β ≤ 10 is pre-asymptotic here: rates ~10× those of the plain solver).
         let local: Vec<f64> = errs.windows(2).map(|w| (w[0] / w[1]).log2()).collect();
-        assert!(local.windows(2).all(|w| w[1] > w[0] - 0.05) && local[2] < 1.1, "{name}: {local:?}");
+        assert!(
+            local.windows(2).all(|w| w[1] > w[0] - 0.05) && local[2] < 1.1,
+            "{name}: {local:?}"
+        );
     }
     // The metric solver with the kinetic corrector.
     let emb = Array2::from_shape_fn((V, 1), |(x, _)| x as f64);
-    let metric = MetricPath::from_embeddings(emb.view(), MetricBeta::new(3.0, 1.0).unwrap()).unwrap();
+    let metric =
+        MetricPath::from_embeddings(emb.view(), MetricBeta::new(3.0, 1.0).unwrap()).unwrap();
     let mut errs = vec![];
     for &k in &steps {
         let solver = MetricSolver::new(metric.clone(), uniform_grid(k))
             .unwrap()
             .with_corrector(CorrectorSchedule::constant(0.5).unwrap());
         let laws = metric_solver_laws(&solver, &oracle, &uniform).unwrap();
-        assert!(laws.iter().all(|p| (p.iter().sum::<f64>() - 1.0).abs() < 1e-12));
+        assert!(
+            laws.iter()
+                .all(|p| (p.iter().sum::<f64>() - 1.0).abs() < 1e-12)
+        );
         errs.push(tv(laws.last().unwrap(), oracle.probs()));
     }
     let slope = (errs[3] / errs[0]).ln() / 8f64.ln();
-    assert!((-1.1..-0.85).contains(&slope), "metric corrector: slope {slope}, {errs:?}");
+    assert!(
+        (-1.1..-0.85).contains(&slope),
+        "metric corrector: slope {slope}, {errs:?}"
+    );
 }
 
 #[test]
@@ -295,19 +334,18 @@ fn constant_schedule_is_with_div_free_and_zero_is_the_plain_solver() {
     );
     // The kinetic corrector with β = 0 is the plain metric solver, bit for bit.
     let emb = Array2::from_shape_fn((V, 1), |(x, _)| x as f64);
-    let metric = MetricPath::from_embeddings(emb.view(), MetricBeta::new(3.0, 1.0).unwrap()).unwrap();
+    let metric =
+        MetricPath::from_embeddings(emb.view(), MetricBeta::new(3.0, 1.0).unwrap()).unwrap();
     let plain = MetricSolver::new(metric.clone(), uniform_grid(5)).unwrap();
-    let zero = plain.clone().with_corrector(CorrectorSchedule::custom(|_| 0.0));
+    let zero = plain
+        .clone()
+        .with_corrector(CorrectorSchedule::custom(|_| 0.0));
     assert_eq!(
         metric_solver_laws(&plain, &oracle, &init).unwrap(),
         metric_solver_laws(&zero, &oracle, &init).unwrap()
     );
     // Integrated takes no corrector; a custom schedule may not vanish.
-    assert!(
-        a.clone()
-            .with_rule(JumpRule::Integrated)
-            .is_err()
-    );
+    assert!(a.clone().with_rule(JumpRule::Integrated).is_err());
     assert!(
         MixtureSolver::new(path, uniform_grid(3))
             .unwrap()
@@ -325,7 +363,9 @@ fn bad_corrector_values_are_errors_and_leave_tokens_unchanged() {
     let den = OracleDenoiser::new(oracle.clone(), path.noise_process().unwrap()).unwrap();
     let solver = MixtureSolver::new(path, uniform_grid(4))
         .unwrap()
-        .with_corrector(CorrectorSchedule::custom(|s| if s > 0.3 { -1.0 } else { 0.5 }))
+        .with_corrector(CorrectorSchedule::custom(
+            |s| if s > 0.3 { -1.0 } else { 0.5 },
+        ))
         .unwrap();
     let mut tokens = Array2::from_elem((2, 2), 3u32);
     let st = [1u64, 2];
@@ -334,13 +374,22 @@ fn bad_corrector_values_are_errors_and_leave_tokens_unchanged() {
     let laws = mixture_solver_laws(&solver, &oracle, &vec![1.0 / 16.0; 16]);
     assert!(laws.is_err());
     let emb = Array2::from_shape_fn((V, 1), |(x, _)| x as f64);
-    let metric = MetricPath::from_embeddings(emb.view(), MetricBeta::new(3.0, 1.0).unwrap()).unwrap();
+    let metric =
+        MetricPath::from_embeddings(emb.view(), MetricBeta::new(3.0, 1.0).unwrap()).unwrap();
     let mut u = vec![0.0; V];
     assert!(metric.corrector_velocity(0.5, 0, 1, -0.1, &mut u).is_err());
-    assert!(metric.divergence_free_velocity(0.5, 0, 1, f64::NAN, &mut u).is_err());
+    assert!(
+        metric
+            .divergence_free_velocity(0.5, 0, 1, f64::NAN, &mut u)
+            .is_err()
+    );
     assert!(metric.backward_velocity(1.0, 0, 1, &mut u).is_err());
     assert!(metric.backward_velocity(0.5, 9, 1, &mut u).is_err());
-    assert!(metric.corrector_velocity(0.5, 0, 1, 0.5, &mut u[..2]).is_err());
+    assert!(
+        metric
+            .corrector_velocity(0.5, 0, 1, 0.5, &mut u[..2])
+            .is_err()
+    );
     assert!(
         metric
             .corrector_step_law_given_data(0.5, 0.6, 0, 1, 0.5, JumpRule::Integrated, &mut u)
@@ -365,7 +414,10 @@ fn assert_rate_row(u: &[f64], z: usize, sign: f64) -> Result<(), TestCaseError> 
     for (x, &r) in u.iter().enumerate() {
         prop_assert!(r.is_finite());
         if x != z {
-            prop_assert!(sign * r >= 0.0, "off-diagonal rate {r} at {x} has the wrong sign");
+            prop_assert!(
+                sign * r >= 0.0,
+                "off-diagonal rate {r} at {x} has the wrong sign"
+            );
         }
     }
     let scale = u.iter().map(|r| r.abs()).sum::<f64>().max(1.0);
@@ -445,10 +497,19 @@ proptest! {
 #[test]
 fn metric_marginal_corrector_leaves_sequence_marginals_unchanged() {
     let oracle = data(2);
-    let emb = Array2::from_shape_fn((V, 2), |(x, j)| if j == 0 { x as f64 } else { (x * x) as f64 / 3.0 });
-    let metric = MetricPath::from_embeddings(emb.view(), MetricBeta::new(2.0, 1.5).unwrap()).unwrap();
+    let emb = Array2::from_shape_fn((V, 2), |(x, j)| {
+        if j == 0 {
+            x as f64
+        } else {
+            (x * x) as f64 / 3.0
+        }
+    });
+    let metric =
+        MetricPath::from_embeddings(emb.view(), MetricBeta::new(2.0, 1.5).unwrap()).unwrap();
     for s in [0.1, 0.4, 0.8] {
-        let p_s = oracle.marginal_xt(&*metric.channel(1.0 - s).unwrap()).unwrap();
+        let p_s = oracle
+            .marginal_xt(&*metric.channel(1.0 - s).unwrap())
+            .unwrap();
         let g = marginal_generator(&oracle, &metric, s, |_, z, x1, out| {
             metric.divergence_free_velocity(s, z, x1, 1.3, out).unwrap();
         });
@@ -484,18 +545,33 @@ fn metric_solver_is_independent_of_the_thread_count() {
     let table = Table(Array3::from_shape_simple_fn((b, l, v), || {
         (2.0 * (r.uniform() - 0.5) * 3.0) as f32
     }));
-    let emb = Array2::from_shape_fn((v, 2), |(x, j)| if j == 0 { x as f64 } else { ((x * 3) % v) as f64 });
+    let emb = Array2::from_shape_fn((v, 2), |(x, j)| {
+        if j == 0 {
+            x as f64
+        } else {
+            ((x * 3) % v) as f64
+        }
+    });
     let path = MetricPath::from_embeddings(emb.view(), MetricBeta::new(2.0, 1.0).unwrap()).unwrap();
     let streams: Vec<u64> = (0..b as u64).map(|x| 11 * x + 3).collect();
     let x1 = Array2::zeros((b, l));
-    let rng = StepRng { seed: 2, streams: &streams, step: 0 };
-    let start = path.sample(Array1::zeros(b).view(), x1.view(), &rng).unwrap();
+    let rng = StepRng {
+        seed: 2,
+        streams: &streams,
+        step: 0,
+    };
+    let start = path
+        .sample(Array1::zeros(b).view(), x1.view(), &rng)
+        .unwrap();
     for corrector in [CorrectorSchedule::none(), CorrectorSchedule::gat_et_al()] {
         let solver = MetricSolver::new(path.clone(), uniform_grid(8))
             .unwrap()
             .with_corrector(corrector.clone());
         let run = |threads: usize| {
-            let pool = rayon::ThreadPoolBuilder::new().num_threads(threads).build().unwrap();
+            let pool = rayon::ThreadPoolBuilder::new()
+                .num_threads(threads)
+                .build()
+                .unwrap();
             pool.install(|| {
                 let mut tokens = start.clone();
                 let changed = solver

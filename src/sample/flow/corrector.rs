@@ -165,7 +165,9 @@ impl CorrectorSchedule {
                 if !(b.is_finite() && b >= 0.0) {
                     return Err(Error::invalid(
                         "div_free",
-                        format!("the corrector schedule gives β({s}) = {b}: it must be finite and ≥ 0"),
+                        format!(
+                            "the corrector schedule gives β({s}) = {b}: it must be finite and ≥ 0"
+                        ),
                     ));
                 }
                 Ok(b)
@@ -207,7 +209,12 @@ mod tests {
         let p = CorrectorSchedule::power(2.0, 0.0, 1.0).unwrap();
         assert_eq!(p.at(0.0).unwrap(), 2.0);
         assert_eq!(p.at(1.0).unwrap(), 0.0);
-        assert_eq!(CorrectorSchedule::power(3.0, 0.0, 0.0).unwrap().constant_value(), Some(3.0));
+        assert_eq!(
+            CorrectorSchedule::power(3.0, 0.0, 0.0)
+                .unwrap()
+                .constant_value(),
+            Some(3.0)
+        );
         assert!(CorrectorSchedule::none().is_zero());
         assert!(!CorrectorSchedule::custom(|_| 0.0).is_zero());
         let bad = CorrectorSchedule::custom(|s| if s > 0.5 { f64::NAN } else { s });

@@ -216,8 +216,8 @@ impl MetricSolver {
                             rule,
                             law,
                         )?;
-                        let u = CounterRng::new(keys[bi], Purpose::ROUTING, step, i as u32)
-                            .uniform();
+                        let u =
+                            CounterRng::new(keys[bi], Purpose::ROUTING, step, i as u32).uniform();
                         Ok(sample_masses(law, u).map(|d| d.token).unwrap_or(z))
                     },
                 )
