@@ -371,7 +371,7 @@ fn bad_corrector_values_are_errors_and_leave_tokens_unchanged() {
     let st = [1u64, 2];
     let r = solver.sample(&den, &CpuBackend::new(), tokens.view_mut(), 9, &st);
     assert!(r.is_err());
-    let laws = mixture_solver_laws(&solver, &oracle, &vec![1.0 / 16.0; 16]);
+    let laws = mixture_solver_laws(&solver, &oracle, &[1.0 / 16.0; 16]);
     assert!(laws.is_err());
     let emb = Array2::from_shape_fn((V, 1), |(x, _)| x as f64);
     let metric =

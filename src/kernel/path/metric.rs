@@ -318,7 +318,7 @@ impl MetricPath {
             }
             let dx = self.dist[[x, x1]];
             let weight = match w {
-                Weights::Corrector(c) if c == 0.0 => (dz - dx).max(0.0),
+                Weights::Corrector(0.0) => (dz - dx).max(0.0),
                 Weights::Corrector(c) => (1.0 + c) * (dz - dx).max(0.0) + c * (dx - dz).max(0.0),
                 Weights::Backward => (dx - dz).max(0.0),
                 Weights::Symmetric => (dx - dz).abs(),
