@@ -6,7 +6,8 @@
 //! the masked path without corrector (the backend's fused `dfm_euler_step`), the masked
 //! path with the remasking corrector `c = 0.5` and the uniform-source path (both: `X_1`
 //! for every position by the backend's `sample_categorical`, then an `O(1)` jump per
-//! position), and the metric-induced path at the small sizes (`O(V)` per position). Half of
+//! position), and the metric-induced path at the small sizes (`O(V)` per position, positions
+//! in parallel on rayon's pool), without and with the kinetic corrector `c = 0.5`. Half of
 //! the positions are masked; the step is the middle one of a 16-step grid.
 //!
 //! Run: `cargo bench --bench flow_step` (check: `cargo bench --bench flow_step -- --test`).
@@ -19,7 +20,7 @@ use discrete_diffusion::backend::cpu::CpuBackend;
 use discrete_diffusion::kernel::path::{MetricBeta, MetricPath, MixturePath, SourceLaw};
 use discrete_diffusion::model::Denoiser;
 use discrete_diffusion::rng::{CounterRng, Purpose, RngKey};
-use discrete_diffusion::sample::flow::{MetricSolver, MixtureSolver};
+use discrete_diffusion::sample::flow::{CorrectorSchedule, MetricSolver, MixtureSolver};
 use discrete_diffusion::schedule::Kappa;
 use ndarray::{Array2, Array3, ArrayView1, ArrayView2, ArrayViewMut3};
 
@@ -127,31 +128,44 @@ fn bench(c: &mut Criterion) {
             });
             let path = MetricPath::from_embeddings(emb.view(), MetricBeta::new(3.0, 1.0).unwrap())
                 .unwrap();
-            let solver = MetricSolver::new(path, grid.clone()).unwrap();
-            solver
-                .step(
-                    k,
-                    &table,
-                    &backend,
-                    tokens.clone().view_mut(),
-                    &mut logits,
-                    5,
-                    &streams,
-                )
-                .unwrap();
-            group.bench_function(BenchmarkId::new("metric", v), |bch| {
-                bch.iter_batched_ref(
-                    || tokens.clone(),
-                    |t| {
-                        black_box(
-                            solver
-                                .step(k, &table, &backend, t.view_mut(), &mut logits, 5, &streams)
-                                .unwrap(),
-                        )
-                    },
-                    BatchSize::LargeInput,
-                )
-            });
+            let plain = MetricSolver::new(path, grid.clone()).unwrap();
+            let corrected = plain
+                .clone()
+                .with_corrector(CorrectorSchedule::constant(0.5).unwrap());
+            for (name, solver) in [("metric", plain), ("metric_corrector", corrected)] {
+                solver
+                    .step(
+                        k,
+                        &table,
+                        &backend,
+                        tokens.clone().view_mut(),
+                        &mut logits,
+                        5,
+                        &streams,
+                    )
+                    .unwrap();
+                group.bench_function(BenchmarkId::new(name, v), |bch| {
+                    bch.iter_batched_ref(
+                        || tokens.clone(),
+                        |t| {
+                            black_box(
+                                solver
+                                    .step(
+                                        k,
+                                        &table,
+                                        &backend,
+                                        t.view_mut(),
+                                        &mut logits,
+                                        5,
+                                        &streams,
+                                    )
+                                    .unwrap(),
+                            )
+                        },
+                        BatchSize::LargeInput,
+                    )
+                });
+            }
         }
         group.finish();
     }

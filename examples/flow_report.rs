@@ -9,7 +9,7 @@ use discrete_diffusion::kernel::path::{MetricBeta, MetricPath, MixturePath, Sour
 use discrete_diffusion::math::kl_divergence;
 use discrete_diffusion::model::enumeration::EnumerationOracle;
 use discrete_diffusion::sample::flow::exact::{metric_solver_laws, mixture_solver_laws};
-use discrete_diffusion::sample::flow::{MetricSolver, MixtureSolver};
+use discrete_diffusion::sample::flow::{CorrectorSchedule, MetricSolver, MixtureSolver};
 use discrete_diffusion::schedule::Kappa;
 use ndarray::Array2;
 use std::fmt::Write as _;
@@ -78,39 +78,58 @@ fn main() -> Result<(), discrete_diffusion::Error> {
     masked_init[all_mask] = 1.0;
     let uniform_init = vec![1.0 / n as f64; n];
     let mut rows = vec![];
+    let constant = |c: f64| CorrectorSchedule::constant(c).expect("a valid constant");
     let mixture = [
         (
             "masked, CondOT, exact jump 1 − e^{−hλ}",
             SourceLaw::Mask(MASK),
-            0.0,
+            CorrectorSchedule::none(),
             JumpRule::Exponential,
         ),
         (
             "masked, CondOT, integrated (≡ MDLM)",
             SourceLaw::Mask(MASK),
-            0.0,
+            CorrectorSchedule::none(),
             JumpRule::Integrated,
         ),
         (
             "masked, CondOT, corrector c = 0.5 (remasking)",
             SourceLaw::Mask(MASK),
-            0.5,
+            constant(0.5),
+            JumpRule::Exponential,
+        ),
+        (
+            "masked, CondOT, corrector β_s = 10 s^¼(1 − s)^¼ (Gat et al.)",
+            SourceLaw::Mask(MASK),
+            CorrectorSchedule::gat_et_al(),
             JumpRule::Exponential,
         ),
         (
             "uniform, CondOT, exact jump",
             SourceLaw::Uniform,
-            0.0,
+            CorrectorSchedule::none(),
             JumpRule::Exponential,
         ),
         (
             "uniform, CondOT, corrector c = 0.5",
             SourceLaw::Uniform,
-            0.5,
+            constant(0.5),
+            JumpRule::Exponential,
+        ),
+        (
+            "uniform, CondOT, corrector β_s = 10 s^¼(1 − s)^¼ (Gat et al.)",
+            SourceLaw::Uniform,
+            CorrectorSchedule::gat_et_al(),
+            JumpRule::Exponential,
+        ),
+        (
+            "uniform, CondOT, corrector β_s = s(1 − s)",
+            SourceLaw::Uniform,
+            CorrectorSchedule::power(1.0, 1.0, 1.0)?,
             JumpRule::Exponential,
         ),
     ];
-    for (name, source, c, rule) in mixture {
+    for (name, source, corrector, rule) in mixture {
         let init = if matches!(source, SourceLaw::Mask(_)) {
             &masked_init
         } else {
@@ -121,7 +140,7 @@ fn main() -> Result<(), discrete_diffusion::Error> {
         for &steps in &STEPS {
             let solver = MixtureSolver::new(path.clone(), grid(steps))?
                 .with_rule(rule)?
-                .with_div_free(c)?;
+                .with_corrector(corrector.clone())?;
             let laws = mixture_solver_laws(&solver, &oracle, init)?;
             let last = laws.last().expect("at least one law");
             tvs.push(tv(last, oracle.probs()));
@@ -136,19 +155,32 @@ fn main() -> Result<(), discrete_diffusion::Error> {
     // Metric-induced path on 1-D embeddings e_x = x (d = |x − y|), β(s) = 3 (s/(1 − s)).
     let emb = Array2::from_shape_fn((V, 1), |(x, _)| x as f64);
     let metric = MetricPath::from_embeddings(emb.view(), MetricBeta::new(3.0, 1.0)?)?;
-    let (mut tvs, mut kls) = (vec![], vec![]);
-    for &steps in &STEPS {
-        let solver = MetricSolver::new(metric.clone(), grid(steps))?;
-        let laws = metric_solver_laws(&solver, &oracle, &uniform_init)?;
-        let last = laws.last().expect("at least one law");
-        tvs.push(tv(last, oracle.probs()));
-        kls.push(kl_divergence(oracle.probs(), last)?);
+    for (name, corrector) in [
+        (
+            "metric d(x, y) = ‖e_x − e_y‖ with e_x = x, β = 3s/(1 − s), kinetic optimal",
+            CorrectorSchedule::none(),
+        ),
+        ("metric, kinetic corrector c = 0.5", constant(0.5)),
+        (
+            "metric, kinetic corrector β_s = 10 s^¼(1 − s)^¼",
+            CorrectorSchedule::gat_et_al(),
+        ),
+    ] {
+        let (mut tvs, mut kls) = (vec![], vec![]);
+        for &steps in &STEPS {
+            let solver =
+                MetricSolver::new(metric.clone(), grid(steps))?.with_corrector(corrector.clone());
+            let laws = metric_solver_laws(&solver, &oracle, &uniform_init)?;
+            let last = laws.last().expect("at least one law");
+            tvs.push(tv(last, oracle.probs()));
+            kls.push(kl_divergence(oracle.probs(), last)?);
+        }
+        rows.push(Row {
+            name: name.into(),
+            tv: tvs,
+            kl: kls,
+        });
     }
-    rows.push(Row {
-        name: "metric d(x, y) = ‖e_x − e_y‖ with e_x = x, β = 3s/(1 − s), kinetic optimal".into(),
-        tv: tvs,
-        kl: kls,
-    });
 
     let mut doc = String::new();
     let w = &mut doc;
@@ -227,6 +259,19 @@ fn main() -> Result<(), discrete_diffusion::Error> {
         "`≈ c/s`, handled exactly at `s = 0` by dropping the divergence-free term there) and",
         "costs a constant factor.",
         "",
+        "Time-dependent correctors `β_s` (`sample::flow::CorrectorSchedule`, evaluated at the",
+        "left end of each step) keep the marginals of the exact process on the path for every",
+        "`s` (`tests/flow_corrector.rs`), so they too converge to the data; what they cost is",
+        "discretisation error, in proportion to the rates they add. Gat et al.'s",
+        "`β_s = 10 s^¼(1 − s)^¼` multiplies the rates by up to 11: on the masked path it stays",
+        "first order, on the uniform source it is still pre-asymptotic at 256 steps (the local",
+        "slope steepens step by step). The metric rows add the kinetic corrector",
+        "`β_s(û − ǔ) = β_s β̇ p_s(x | x_1)|d(x, x_1) − d(z, x_1)|` (`kernel::path::metric`), a",
+        "reversible move under `p_s(· | x_1)` on the path's own time scale `β̇`. With an exact",
+        "posterior no corrector can lower these errors (the plain solver is already consistent);",
+        "correctors are for imperfect models, whose errors they resample away, which this",
+        "table does not measure.",
+        "",
     ] {
         writeln!(w, "{line}").ok();
     }
@@ -254,7 +299,12 @@ fn main() -> Result<(), discrete_diffusion::Error> {
     }
     writeln!(
         w,
-        "Checked by `tests/flow_laws.rs` (`final_law_converges_to_the_data_at_first_order`)."
+        "Checked by `tests/flow_laws.rs` (`final_law_converges_to_the_data_at_first_order`) and"
+    )
+    .ok();
+    writeln!(
+        w,
+        "`tests/flow_corrector.rs` (`solver_with_time_dependent_corrector_converges`)."
     )
     .ok();
     std::fs::write("docs/samplers-flow.md", &doc)

@@ -1,6 +1,7 @@
 //! The flow solvers by sampling, against their exact laws (`sample::flow::exact`) and
 //! against each other: the fused masked-path step and the general path give the same
-//! tokens under an exact oracle; samples follow the exact law (χ² over all sequences).
+//! tokens under an exact oracle; samples follow the exact law (χ² over all sequences),
+//! with and without the metric path's kinetic corrector.
 
 use discrete_diffusion::backend::ReferenceBackend;
 use discrete_diffusion::backend::cpu::CpuBackend;
@@ -9,7 +10,7 @@ use discrete_diffusion::kernel::path::{MetricBeta, MetricPath, MixturePath, Sour
 use discrete_diffusion::model::enumeration::EnumerationOracle;
 use discrete_diffusion::model::oracle::OracleDenoiser;
 use discrete_diffusion::sample::flow::exact::{metric_solver_laws, mixture_solver_laws};
-use discrete_diffusion::sample::flow::{MetricSolver, MixtureSolver};
+use discrete_diffusion::sample::flow::{CorrectorSchedule, MetricSolver, MixtureSolver};
 use discrete_diffusion::schedule::Kappa;
 use ndarray::Array2;
 use statrs::distribution::{ChiSquared, ContinuousCDF};
@@ -120,36 +121,50 @@ fn mixture_samples_follow_the_exact_law() {
             "masked + remasking corrector",
             SourceLaw::Mask(MASK),
             &p15,
-            0.7,
+            CorrectorSchedule::constant(0.7).unwrap(),
             JumpRule::Exponential,
         ),
         (
             "uniform",
             SourceLaw::Uniform,
             &p15,
-            0.0,
+            CorrectorSchedule::none(),
             JumpRule::Exponential,
         ),
         (
             "uniform, integrated",
             SourceLaw::Uniform,
             &p15,
-            0.0,
+            CorrectorSchedule::none(),
             JumpRule::Integrated,
         ),
         (
             "uniform, κ = √s, Euler",
             SourceLaw::Uniform,
             &sqrt,
-            0.0,
+            CorrectorSchedule::none(),
             JumpRule::Euler,
         ),
         (
             "general π + corrector",
             SourceLaw::Distribution(vec![0.1, 0.2, 0.3, 0.4]),
             &p15,
-            0.5,
+            CorrectorSchedule::constant(0.5).unwrap(),
             JumpRule::Exponential,
+        ),
+        (
+            "uniform + Gat et al.'s corrector β_s = 10 s^¼(1 − s)^¼",
+            SourceLaw::Uniform,
+            &p15,
+            CorrectorSchedule::gat_et_al(),
+            JumpRule::Exponential,
+        ),
+        (
+            "masked + corrector β_s = 2 s (1 − s)^½, Euler",
+            SourceLaw::Mask(MASK),
+            &p15,
+            CorrectorSchedule::power(2.0, 1.0, 0.5).unwrap(),
+            JumpRule::Euler,
         ),
     ];
     for (name, source, kappa, c, rule) in configs {
@@ -159,7 +174,7 @@ fn mixture_samples_follow_the_exact_law() {
             .unwrap()
             .with_rule(rule)
             .unwrap()
-            .with_div_free(c)
+            .with_corrector(c)
             .unwrap();
         let rng = StepRng {
             seed: 4,
@@ -221,34 +236,39 @@ fn metric_samples_follow_the_exact_law() {
     });
     let path = MetricPath::from_embeddings(emb.view(), MetricBeta::new(2.0, 1.5).unwrap()).unwrap();
     let den = OracleDenoiser::new(oracle.clone(), path.clone()).unwrap();
-    let solver = MetricSolver::new(path.clone(), grid(4)).unwrap();
-    let b = 20_000;
-    let st = streams(b);
-    let rng = StepRng {
-        seed: 8,
-        streams: &st,
-        step: 0,
-    };
-    let x1 = Array2::zeros((b, L));
-    let s0 = ndarray::Array1::zeros(b);
-    let mut tokens = path.sample(s0.view(), x1.view(), &rng).unwrap();
-    let n = V.pow(L as u32);
-    let init = vec![1.0 / n as f64; n];
-    assert_chi2("metric source", &histogram(&tokens), &init);
-    let mut logits = ndarray::Array3::zeros((b, L, V));
-    for k in 0..3 {
-        solver
-            .step(
-                k,
-                &den,
-                &ReferenceBackend,
-                tokens.view_mut(),
-                &mut logits,
-                3,
-                &st,
-            )
-            .unwrap();
+    let plain = MetricSolver::new(path.clone(), grid(4)).unwrap();
+    let corrected = plain
+        .clone()
+        .with_corrector(CorrectorSchedule::power(1.5, 0.5, 1.0).unwrap());
+    for (name, solver) in [("metric", plain), ("metric + kinetic corrector", corrected)] {
+        let b = 20_000;
+        let st = streams(b);
+        let rng = StepRng {
+            seed: 8,
+            streams: &st,
+            step: 0,
+        };
+        let x1 = Array2::zeros((b, L));
+        let s0 = ndarray::Array1::zeros(b);
+        let mut tokens = path.sample(s0.view(), x1.view(), &rng).unwrap();
+        let n = V.pow(L as u32);
+        let init = vec![1.0 / n as f64; n];
+        assert_chi2(&format!("{name} source"), &histogram(&tokens), &init);
+        let mut logits = ndarray::Array3::zeros((b, L, V));
+        for k in 0..3 {
+            solver
+                .step(
+                    k,
+                    &den,
+                    &ReferenceBackend,
+                    tokens.view_mut(),
+                    &mut logits,
+                    3,
+                    &st,
+                )
+                .unwrap();
+        }
+        let laws = metric_solver_laws(&solver, &oracle, &init).unwrap();
+        assert_chi2(&format!("{name} step 3"), &histogram(&tokens), &laws[3]);
     }
-    let laws = metric_solver_laws(&solver, &oracle, &init).unwrap();
-    assert_chi2("metric step 3", &histogram(&tokens), &laws[3]);
 }

@@ -13,6 +13,10 @@
 //! | corrector | `ū = (1 + β) û − β ǔ`, `β ≥ 0` | forward in `s` |
 //! | divergence-free part | `ū − û = β (û − ǔ)` | leaves `p_s` unchanged |
 //!
+//! The coefficient `β` may depend on time (`β_s`, Gat et al. 2024; the solvers take a
+//! [`CorrectorSchedule`](crate::sample::flow::CorrectorSchedule)): the identities hold at
+//! every `s` for the value `β_s` there.
+//!
 //! Every row is a CTMC generator row (`û`, `ū`: non-negative off the diagonal, rows sum to
 //! 0). For the masked path `p_{0|s} = δ_mask`, so `−β ǔ` sends an unmasked token back to the
 //! mask at rate `β κ̇/κ`: remasking by the backward velocity. The coefficients are singular

@@ -23,12 +23,36 @@
 //! `O(V²)`: the path is for small and medium vocabularies.
 //!
 //! The schedule is `β(s) = c (s/(1 − s))^a`, `c, a > 0` (Shaul et al. 2024, §6).
+//!
+//! # Backward velocity and the kinetic corrector
+//!
+//! The velocity `ǔ_s(x | z, x_1) = −β̇(s) p_s(x | x_1) [d(x, x_1) − d(z, x_1)]_+` (`x ≠ z`),
+//! non-positive off the diagonal, generates the same path **backwards** in `s`: `−ǔ` sends
+//! mass towards states farther from `x_1` and
+//! `Σ_z p(z)(ǔ(x|z) − ǔ(z|x)) = −β̇ p(x) Σ_z p(z)([d_x − d_z]_+ − [d_z − d_x]_+)
+//! = β̇ p(x)(E_p[d] − d_x)`, the same `∂_s p_s` as `û`. The corrector of Gat et al. 2024
+//! built from this pair, `ū = (1 + c) û − c ǔ` (`c ≥ 0`), is therefore a valid forward
+//! velocity (non-negative off the diagonal) generating the same path, and its added part
+//!
+//! ```text
+//! c (û − ǔ)(x | z) = c β̇(s) p_s(x | x_1) |d(x, x_1) − d(z, x_1)|,     x ≠ z,
+//! ```
+//!
+//! is divergence-free: it is the probability flux `j(x, z) = c β̇ p_s(x) p_s(z) |d_x − d_z|`
+//! divided by `p_s(z)`, and `j` is symmetric, so
+//! `Σ_z p_s(z)(D(x|z) − D(z|x)) = Σ_z (j(x, z) − j(z, x)) = 0` (Shaul et al. 2024: any
+//! symmetric non-negative flux gives a divergence-free velocity). It is a reversible
+//! (detailed-balance) move under `p_s(· | x_1)` that favours far jumps, on the path's own
+//! time scale `β̇`. The metric solver takes it with a [`CorrectorSchedule`]
+//! (`c = β_{s}` may depend on time).
+//!
+//! [`CorrectorSchedule`]: crate::sample::flow::CorrectorSchedule
 
 use ndarray::{Array2, ArrayView1, ArrayView2};
 
 use crate::backend::steps::{JumpRule, StepRng};
 use crate::error::{Error, Result};
-use crate::kernel::path::mixture::{check_batch, check_interval};
+use crate::kernel::path::mixture::{check_batch, check_div_free, check_interval};
 use crate::kernel::{Channel, NoiseProcess};
 use crate::rng::categorical::sample_masses;
 use crate::rng::{CounterRng, Purpose, RngKey};
@@ -207,6 +231,65 @@ impl MetricPath {
     /// Bad token / length / time, and an invalid `s` where `β̇(s) = ∞` (`s = 1`, or
     /// `s = 0` with `a < 1`).
     pub fn conditional_velocity(&self, s: f64, z: u32, x1: u32, out: &mut [f64]) -> Result<f64> {
+        let db = self.checked_rate_row(s, z, x1, out)?;
+        Ok(self.weight_row(db, z as usize, x1 as usize, Weights::Corrector(0.0), out))
+    }
+
+    /// The backward kinetic velocity row `out = ǔ_s(· | z, x_1)`: off the diagonal
+    /// `−p_s(x | x_1) β̇(s) [d(x, x_1) − d(z, x_1)]_+` (≤ 0), `out[z] = −Σ_{x≠z} out[x]`
+    /// (module docs). Returns `out[z]`.
+    ///
+    /// # Errors
+    /// As [`MetricPath::conditional_velocity`].
+    pub fn backward_velocity(&self, s: f64, z: u32, x1: u32, out: &mut [f64]) -> Result<f64> {
+        let db = self.checked_rate_row(s, z, x1, out)?;
+        let l = self.weight_row(db, z as usize, x1 as usize, Weights::Backward, out);
+        out.iter_mut().for_each(|o| *o = -*o);
+        Ok(l)
+    }
+
+    /// The divergence-free part `out = c (û − ǔ)(· | z, x_1)`: off the diagonal
+    /// `c p_s(x | x_1) β̇(s) |d(x, x_1) − d(z, x_1)|`, `out[z] = −Σ_{x≠z} out[x]` (module
+    /// docs): a generator row whose flux `p_s(z | x_1) out[x]` is symmetric in `(x, z)`, so
+    /// that `Σ_z p_s(z | x_1) out_z[y] = 0` for every `y`. Returns the exit rate.
+    ///
+    /// # Errors
+    /// As [`MetricPath::conditional_velocity`], and `c` negative or not finite.
+    pub fn divergence_free_velocity(
+        &self,
+        s: f64,
+        z: u32,
+        x1: u32,
+        c: f64,
+        out: &mut [f64],
+    ) -> Result<f64> {
+        check_div_free(c)?;
+        let db = self.checked_rate_row(s, z, x1, out)?;
+        Ok(self.weight_row(db * c, z as usize, x1 as usize, Weights::Symmetric, out))
+    }
+
+    /// The corrector velocity row `out = ((1 + c) û − c ǔ)(· | z, x_1)`: off the diagonal
+    /// `p_s(x | x_1) β̇(s) ((1 + c)[d_z − d_x]_+ + c [d_x − d_z]_+)` with `d_y = d(y, x_1)`,
+    /// `out[z] = −Σ_{x≠z} out[x]`; it generates the same path as
+    /// [`MetricPath::conditional_velocity`] (`c = 0`). Returns the exit rate.
+    ///
+    /// # Errors
+    /// As [`MetricPath::divergence_free_velocity`].
+    pub fn corrector_velocity(
+        &self,
+        s: f64,
+        z: u32,
+        x1: u32,
+        c: f64,
+        out: &mut [f64],
+    ) -> Result<f64> {
+        check_div_free(c)?;
+        let db = self.checked_rate_row(s, z, x1, out)?;
+        Ok(self.weight_row(db, z as usize, x1 as usize, Weights::Corrector(c), out))
+    }
+
+    /// Validate, fill `out = p_s(· | x_1)` and return a finite `β̇(s)`.
+    fn checked_rate_row(&self, s: f64, z: u32, x1: u32, out: &mut [f64]) -> Result<f64> {
         let v = self.vocab_size();
         validate::token("z", z, v)?;
         validate::token("x1", x1, v)?;
@@ -219,11 +302,13 @@ impl MetricPath {
             ));
         }
         self.fill_probs(self.beta.beta(s)?, x1 as usize, out);
-        Ok(self.weight_row(db, z as usize, x1 as usize, out))
+        Ok(db)
     }
 
-    /// `out ← β̇ p(x)[d_z − d_x]_+` off the diagonal, `−λ` on it; returns `λ`.
-    fn weight_row(&self, db: f64, z: usize, x1: usize, out: &mut [f64]) -> f64 {
+    /// `out ← β̇ p(x) w(d_z, d_x)` off the diagonal, `−λ` on it; returns `λ`. The weight `w`
+    /// is `(1 + c)[d_z − d_x]_+ + c [d_x − d_z]_+` (corrector; `[d_z − d_x]_+` exactly for
+    /// `c = 0`), `[d_x − d_z]_+` (backward, sign applied by the caller) or `|d_x − d_z|`.
+    fn weight_row(&self, db: f64, z: usize, x1: usize, w: Weights, out: &mut [f64]) -> f64 {
         let dz = self.dist[[z, x1]];
         let mut lambda = 0.0;
         for (x, o) in out.iter_mut().enumerate() {
@@ -231,8 +316,14 @@ impl MetricPath {
                 *o = 0.0;
                 continue;
             }
-            let gap = (dz - self.dist[[x, x1]]).max(0.0);
-            *o *= db * gap;
+            let dx = self.dist[[x, x1]];
+            let weight = match w {
+                Weights::Corrector(0.0) => (dz - dx).max(0.0),
+                Weights::Corrector(c) => (1.0 + c) * (dz - dx).max(0.0) + c * (dx - dz).max(0.0),
+                Weights::Backward => (dx - dz).max(0.0),
+                Weights::Symmetric => (dx - dz).abs(),
+            };
+            *o *= db * weight;
             lambda += *o;
         }
         out[z] = -lambda;
@@ -265,6 +356,7 @@ impl MetricPath {
     /// ([`JumpRule::Exponential`]) or `min(1, hλ)` ([`JumpRule::Euler`]) to `u/λ`.
     /// Where `β̇(s) = ∞` (`s = 0`, `a < 1`) the limit is taken explicitly: jump surely to
     /// the law `∝ p_s(x | x_1)[d(z, x_1) − d(x, x_1)]_+` (stay if it is empty).
+    /// [`MetricPath::corrector_step_law_given_data`] with `c = 0`.
     ///
     /// # Errors
     /// Bad token / length, `0 ≤ s < s_next ≤ 1` violated, [`JumpRule::Integrated`] (not
@@ -278,28 +370,73 @@ impl MetricPath {
         rule: JumpRule,
         out: &mut [f64],
     ) -> Result<()> {
+        self.corrector_step_law_given_data(s, s_next, z, x1, 0.0, rule, out)
+    }
+
+    /// The law of one solver step from `X_s = z` given `X_1 = x1` with the corrector
+    /// velocity `(1 + c) û − c ǔ` ([`MetricPath::corrector_velocity`]) frozen at `s`: jump
+    /// with probability `1 − e^{−hλ}` or `min(1, hλ)` to `ū/λ`. Where `β̇(s) = ∞` (`s = 0`,
+    /// `a < 1`; every rate is proportional to `β̇`) the limit is taken explicitly: jump
+    /// surely to the law `∝ p_s(x | x_1)((1 + c)[d_z − d_x]_+ + c[d_x − d_z]_+)` (stay if it
+    /// is empty).
+    ///
+    /// # Errors
+    /// As [`MetricPath::step_law_given_data`], and `c` negative or not finite.
+    #[allow(clippy::too_many_arguments)]
+    pub fn corrector_step_law_given_data(
+        &self,
+        s: f64,
+        s_next: f64,
+        z: u32,
+        x1: u32,
+        c: f64,
+        rule: JumpRule,
+        out: &mut [f64],
+    ) -> Result<()> {
         let v = self.vocab_size();
         validate::token("z", z, v)?;
         validate::token("x1", x1, v)?;
         validate::len("out", out.len(), v)?;
+        check_div_free(c)?;
         check_interval(s, s_next)?;
+        if rule == JumpRule::Integrated {
+            return Err(Error::invalid(
+                "rule",
+                "JumpRule::Integrated is defined for mixture paths only",
+            ));
+        }
         let db = self.beta.beta_derivative(s)?;
         self.fill_probs(self.beta.beta(s)?, x1 as usize, out);
-        let (z, h) = (z as usize, s_next - s);
+        self.jump_law(db, s_next - s, z as usize, x1 as usize, c, rule, out);
+        Ok(())
+    }
+
+    /// `out` holds `p_s(· | x_1)` on entry and the step law on exit (inputs validated).
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) fn jump_law(
+        &self,
+        db: f64,
+        h: f64,
+        z: usize,
+        x1: usize,
+        c: f64,
+        rule: JumpRule,
+        out: &mut [f64],
+    ) {
         let finite = db.is_finite();
-        let lambda = self.weight_row(if finite { db } else { 1.0 }, z, x1 as usize, out);
+        let lambda = self.weight_row(
+            if finite { db } else { 1.0 },
+            z,
+            x1,
+            Weights::Corrector(c),
+            out,
+        );
         let p = if !finite {
             1.0
         } else {
             match rule {
-                JumpRule::Exponential => -(-h * lambda).exp_m1(),
                 JumpRule::Euler => (h * lambda).min(1.0),
-                JumpRule::Integrated => {
-                    return Err(Error::invalid(
-                        "rule",
-                        "JumpRule::Integrated is defined for mixture paths only",
-                    ));
-                }
+                _ => -(-h * lambda).exp_m1(),
             }
         };
         if lambda > 0.0 && p > 0.0 {
@@ -309,7 +446,6 @@ impl MetricPath {
             out.iter_mut().for_each(|o| *o = 0.0);
             out[z] = 1.0;
         }
-        Ok(())
     }
 
     /// `out = Σ_{x_1} p1(x_1) law(· | z, x_1)` ([`MetricPath::step_law_given_data`]): the
@@ -326,6 +462,26 @@ impl MetricPath {
         rule: JumpRule,
         out: &mut [f64],
     ) -> Result<()> {
+        self.corrector_step_law(s, s_next, z, p1, 0.0, rule, out)
+    }
+
+    /// `out = Σ_{x_1} p1(x_1) law(· | z, x_1)` with the corrector
+    /// ([`MetricPath::corrector_step_law_given_data`]).
+    ///
+    /// # Errors
+    /// As [`MetricPath::corrector_step_law_given_data`], and `p1` not a distribution over
+    /// `V`.
+    #[allow(clippy::too_many_arguments)]
+    pub fn corrector_step_law(
+        &self,
+        s: f64,
+        s_next: f64,
+        z: u32,
+        p1: &[f64],
+        c: f64,
+        rule: JumpRule,
+        out: &mut [f64],
+    ) -> Result<()> {
         let v = self.vocab_size();
         validate::len("p1", p1.len(), v)?;
         validate::distribution("p1", p1, validate::SIMPLEX_TOL)?;
@@ -334,7 +490,7 @@ impl MetricPath {
         out.iter_mut().for_each(|o| *o = 0.0);
         for (x1, &w) in p1.iter().enumerate() {
             if w > 0.0 {
-                self.step_law_given_data(s, s_next, z, x1 as u32, rule, &mut given)?;
+                self.corrector_step_law_given_data(s, s_next, z, x1 as u32, c, rule, &mut given)?;
                 out.iter_mut().zip(&given).for_each(|(o, g)| *o += w * g);
             }
         }
@@ -374,6 +530,17 @@ impl MetricPath {
         }
         Ok(out)
     }
+}
+
+/// Off-diagonal weights of [`MetricPath::weight_row`].
+#[derive(Clone, Copy, Debug)]
+enum Weights {
+    /// `(1 + c)[d_z − d_x]_+ + c[d_x − d_z]_+`.
+    Corrector(f64),
+    /// `[d_x − d_z]_+`.
+    Backward,
+    /// `|d_x − d_z|`.
+    Symmetric,
 }
 
 /// The metric path at crate time `t = 1 − s` as a forward channel:

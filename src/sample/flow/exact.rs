@@ -28,6 +28,13 @@ use crate::validate;
 /// Largest `V^L` the exact propagation accepts.
 pub const MAX_EXACT_STATES: usize = 4096;
 
+/// `√(f64::MIN_POSITIVE) ≈ 1.5e−154`: a state the propagated law reaches with less mass
+/// than this, and whose path marginal `p_s(x)` the oracle reports as 0 (an underflow of
+/// a product of per-token likelihoods such as `e^{−β(s) d}` late on a metric path; the
+/// kinetic corrector reaches such far states), keeps its mass in place for that step
+/// instead of failing. Any other zero-probability state is an error.
+pub const NEGLIGIBLE_MASS: f64 = 1.491_668_146_240_041_3e-154;
+
 fn states(v: usize, l: usize) -> Result<usize> {
     u32::try_from(l)
         .ok()
@@ -88,7 +95,16 @@ where
                 continue;
             }
             decode(idx, vocab, &mut x);
-            oracle.posterior_x0(&x, ch.as_ref(), post.view_mut())?;
+            match oracle.posterior_x0(&x, ch.as_ref(), post.view_mut()) {
+                Ok(()) => {}
+                // The oracle's p_s(x) underflowed for a state the law reaches with a mass
+                // below f64's resolution of a probability: keep that mass in place.
+                Err(Error::ZeroProbability { .. }) if p < NEGLIGIBLE_MASS => {
+                    next[idx] += p;
+                    continue;
+                }
+                Err(e) => return Err(e),
+            }
             for (i, law) in tok.iter_mut().enumerate() {
                 let row = post.row(i);
                 token_law(k, x[i], row.as_slice().unwrap_or(&row.to_vec()), law)?;
@@ -118,7 +134,8 @@ where
 /// # Errors
 /// `V^L > 4096`, an oracle with another `V`, `initial` of length `≠ V^L` or not a
 /// distribution, a reachable state of zero probability under the path (e.g. an initial law
-/// off the source's support), and the path's step errors.
+/// off the source's support; see [`NEGLIGIBLE_MASS`] for underflows), and the path's step
+/// errors.
 pub fn mixture_solver_laws<S: Schedule + Clone + 'static>(
     solver: &MixtureSolver<S>,
     oracle: &dyn ExactPosterior,
@@ -163,7 +180,7 @@ pub fn mixture_solver_laws<S: Schedule + Clone + 'static>(
                 grid[k + 1],
                 z,
                 &p1,
-                solver.div_free(),
+                solver.div_free_at(grid[k])?,
                 solver.rule(),
                 out,
             )
@@ -195,7 +212,15 @@ pub fn metric_solver_laws(
                 out.copy_from_slice(post);
                 return Ok(());
             }
-            path.step_law(grid[k], grid[k + 1], z, post, solver.rule(), out)
+            path.corrector_step_law(
+                grid[k],
+                grid[k + 1],
+                z,
+                post,
+                solver.corrector().at(grid[k])?,
+                solver.rule(),
+                out,
+            )
         },
     )
 }

@@ -1,7 +1,9 @@
 //! The Euler solver on a metric-induced path (Shaul et al. 2024): draw `X_1 ~ p_{1|s}`,
-//! then jump with the kinetic-optimal conditional velocity given `X_1`.
+//! then jump with the kinetic-optimal conditional velocity given `X_1` (optionally with
+//! the kinetic corrector), positions in parallel.
 
-use ndarray::{Array1, Array3, ArrayViewMut2, Zip};
+use ndarray::{Array1, Array2, Array3, ArrayViewMut2, Zip};
+use rayon::prelude::*;
 
 use crate::backend::steps::{JumpRule, StepRng, sample_categorical};
 use crate::backend::{Backend, RowSpec};
@@ -10,21 +12,32 @@ use crate::kernel::path::MetricPath;
 use crate::model::Denoiser;
 use crate::rng::categorical::sample_masses;
 use crate::rng::{CounterRng, Purpose, RngKey};
+use crate::sample::flow::CorrectorSchedule;
 use crate::sample::flow::solver::check_grid;
+
+/// Positions per rayon task: a position costs `O(V)` (about a microsecond at `V = 25`), so
+/// smaller tasks would be dominated by scheduling.
+const MIN_POSITIONS_PER_TASK: usize = 64;
 
 /// The sampler on a [`MetricPath`]: on each grid interval `[s_k, s_{k+1}]` the denoiser is
 /// called at crate time `t = 1 − s_k`, `X_1 ~ p_{1|s_k}` is drawn for every position by the
 /// backend's [`sample_categorical`], and the position's new token is drawn from
-/// [`MetricPath::step_law_given_data`] (frozen kinetic-optimal velocity, jump probability
-/// `1 − e^{−hλ}` or `min(1, hλ)`) at the first uniform of
+/// [`MetricPath::corrector_step_law_given_data`] (frozen kinetic-optimal velocity plus the
+/// kinetic corrector `β_{s_k}(û − ǔ)` of [`MetricSolver::with_corrector`], none by
+/// default; jump probability `1 − e^{−hλ}` or `min(1, hλ)`) at the first uniform of
 /// `CounterRng(for_stream(seed, streams[b]), ROUTING, k, i)`. The last interval sets every
 /// position to `X_1`. Cost `O(V)` per position and step on top of the model call.
 /// Start from the uniform source ([`MetricPath::sample`] at `s = 0`).
+///
+/// The positions `(b, i)` of a step are processed in parallel on the current rayon thread
+/// pool (run the solver inside `ThreadPool::install` to choose it); every position's
+/// randomness is counter-based, so the tokens do not depend on the number of threads.
 #[derive(Clone, Debug)]
 pub struct MetricSolver {
     path: MetricPath,
     grid: Vec<f64>,
     rule: JumpRule,
+    corrector: CorrectorSchedule,
 }
 
 impl MetricSolver {
@@ -38,6 +51,7 @@ impl MetricSolver {
             path,
             grid,
             rule: JumpRule::Exponential,
+            corrector: CorrectorSchedule::none(),
         })
     }
     /// Set the jump rule ([`JumpRule::Integrated`] is rejected: mixture paths only).
@@ -53,6 +67,17 @@ impl MetricSolver {
         }
         self.rule = rule;
         Ok(self)
+    }
+    /// Add the kinetic corrector `β_s (û − ǔ)` (module docs of
+    /// [`crate::kernel::path::metric`]): the step velocity becomes
+    /// `(1 + β_{s_k}) û − β_{s_k} ǔ`, `β` evaluated at the left end of each interval.
+    pub fn with_corrector(mut self, corrector: CorrectorSchedule) -> Self {
+        self.corrector = corrector;
+        self
+    }
+    /// The corrector schedule.
+    pub fn corrector(&self) -> &CorrectorSchedule {
+        &self.corrector
     }
     /// The path.
     pub fn path(&self) -> &MetricPath {
@@ -157,6 +182,7 @@ impl MetricSolver {
             streams,
             step,
         };
+        let c = self.corrector.at(s)?;
         let times = Array1::from_elem(b, 1.0 - s);
         denoiser.logits(tokens.view(), times.view(), logits.view_mut())?;
         let mut x1 = tokens.to_owned();
@@ -176,32 +202,34 @@ impl MetricSolver {
                 .iter()
                 .map(|&st| RngKey::for_stream(seed, st))
                 .collect();
-            let mut law = vec![0.0; v];
-            let mut err = None;
-            Zip::indexed(&mut tokens)
-                .and(&x1)
-                .for_each(|(bi, i), z, &x1| {
-                    if err.is_some() {
-                        return;
-                    }
-                    match self
-                        .path
-                        .step_law_given_data(s, s_next, *z, x1, self.rule, &mut law)
-                    {
-                        Ok(()) => {
-                            let u = CounterRng::new(keys[bi], Purpose::ROUTING, step, i as u32)
-                                .uniform();
-                            if let Ok(d) = sample_masses(&law, u) {
-                                *z = d.token;
-                            }
-                        }
-                        Err(e) => err = Some(e),
-                    }
-                });
-            if let Some(e) = err {
-                tokens.assign(&before);
-                return Err(e);
-            }
+            let path = &self.path;
+            let (rule, before_ref, x1_ref) = (self.rule, &before, &x1);
+            let next = (0..b * l)
+                .into_par_iter()
+                .with_min_len(MIN_POSITIONS_PER_TASK)
+                .map_init(
+                    || vec![0.0; v],
+                    |law, idx| -> Result<u32> {
+                        let (bi, i) = (idx / l, idx % l);
+                        let z = before_ref[[bi, i]];
+                        path.corrector_step_law_given_data(
+                            s,
+                            s_next,
+                            z,
+                            x1_ref[[bi, i]],
+                            c,
+                            rule,
+                            law,
+                        )?;
+                        let u =
+                            CounterRng::new(keys[bi], Purpose::ROUTING, step, i as u32).uniform();
+                        Ok(sample_masses(law, u).map(|d| d.token).unwrap_or(z))
+                    },
+                )
+                .collect::<Result<Vec<u32>>>()?;
+            let next = Array2::from_shape_vec((b, l), next)
+                .map_err(|e| Error::invalid("tokens", e.to_string()))?;
+            tokens.assign(&next);
         }
         Ok(Zip::from(&tokens)
             .and(&before)

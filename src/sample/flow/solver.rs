@@ -11,6 +11,7 @@ use crate::kernel::path::MixturePath;
 use crate::kernel::path::mixture::check_div_free;
 use crate::model::Denoiser;
 use crate::rng::{CounterRng, Purpose, RngKey};
+use crate::sample::flow::CorrectorSchedule;
 use crate::schedule::Schedule;
 
 /// Validate a flow-time grid: at least two points, strictly increasing, in `[0, 1]`.
@@ -48,16 +49,18 @@ pub(crate) fn check_grid(grid: &[f64]) -> Result<()> {
 /// data) the denoiser is called once at crate time `t = 1 − s_k` and every position moves
 /// by the conditional velocity given a draw `X_1 ~ p_{1|s_k}`:
 ///
-/// * with `c = div_free`, the velocity is the corrector `(1 + c) û − c ǔ` conditionally
-///   on `X_1` (see [`crate::kernel::path::mixture`]): off `z`, `(1 + c) κ̇/(1 − κ) δ_{X_1}
-///   + c κ̇/κ p_0`; at `κ(s_k) = 0` the `c` term is dropped (exact), at `κ(s_k) = 1` the
-///   position is set to `X_1`;
+/// * with `c = β_{s_k}` the corrector coefficient at the left end of the interval (a
+///   constant [`MixtureSolver::with_div_free`] or any [`CorrectorSchedule`],
+///   [`MixtureSolver::with_corrector`]), the velocity is the corrector `(1 + c) û − c ǔ`
+///   conditionally on `X_1` (see [`crate::kernel::path::mixture`]): off `z`,
+///   `(1 + c) κ̇/(1 − κ) δ_{X_1} + c κ̇/κ p_0`; at `κ(s_k) = 0` the `c` term is dropped
+///   (exact), at `κ(s_k) = 1` the position is set to `X_1`;
 /// * the jump happens with probability `1 − exp(−h λ)` ([`JumpRule::Exponential`], the
 ///   default), `min(1, hλ)` ([`JumpRule::Euler`]) or the path's own transition
 ///   ([`JumpRule::Integrated`], `c = 0` only: exact in law for an exact posterior);
 /// * on the **last** interval every position is set to `X_1` (flow_matching's final step).
 ///
-/// With a masked source, `c = 0` and carry-over (the default), each step is the backend's
+/// With a masked source, `c = β_{s_k} = 0` and carry-over (the default), each step is the backend's
 /// fused [`dfm_euler_step`]: only the rows of masked positions that jump are read, and
 /// unmasked tokens are final. Otherwise `X_1` is drawn for every position by the backend's
 /// [`sample_categorical`] and the jump is `O(1)` per position (`O(V)` for a general source
@@ -70,7 +73,7 @@ pub(crate) fn check_grid(grid: &[f64]) -> Result<()> {
 pub struct MixtureSolver<S> {
     path: MixturePath<S>,
     grid: Vec<f64>,
-    div_free: f64,
+    corrector: CorrectorSchedule,
     rule: JumpRule,
     carry_over: bool,
     exclude_mask: bool,
@@ -90,26 +93,37 @@ impl<S: Schedule> MixtureSolver<S> {
         Ok(MixtureSolver {
             path,
             grid,
-            div_free: 0.0,
+            corrector: CorrectorSchedule::none(),
             rule: JumpRule::Exponential,
             carry_over: true,
             exclude_mask: true,
         })
     }
 
-    /// Set the divergence-free (corrector) coefficient `c ≥ 0`.
+    /// Set a constant divergence-free (corrector) coefficient `β_s = c ≥ 0`
+    /// (`with_corrector(CorrectorSchedule::constant(c)?)`).
     ///
     /// # Errors
     /// `c` negative or not finite, or `c > 0` with [`JumpRule::Integrated`].
-    pub fn with_div_free(mut self, c: f64) -> Result<Self> {
+    pub fn with_div_free(self, c: f64) -> Result<Self> {
         check_div_free(c)?;
-        if c > 0.0 && self.rule == JumpRule::Integrated {
+        self.with_corrector(CorrectorSchedule::constant(c)?)
+    }
+
+    /// Set a time-dependent corrector coefficient `s ↦ β_s` (evaluated at the left end of
+    /// each grid interval, as flow_matching's callable `div_free`).
+    ///
+    /// # Errors
+    /// A schedule not known to vanish ([`CorrectorSchedule::is_zero`]) with
+    /// [`JumpRule::Integrated`].
+    pub fn with_corrector(mut self, corrector: CorrectorSchedule) -> Result<Self> {
+        if !corrector.is_zero() && self.rule == JumpRule::Integrated {
             return Err(Error::invalid(
                 "div_free",
                 "JumpRule::Integrated takes no divergence-free term",
             ));
         }
-        self.div_free = c;
+        self.corrector = corrector;
         Ok(self)
     }
 
@@ -118,7 +132,7 @@ impl<S: Schedule> MixtureSolver<S> {
     /// # Errors
     /// [`JumpRule::Integrated`] with `div_free > 0`.
     pub fn with_rule(mut self, rule: JumpRule) -> Result<Self> {
-        if rule == JumpRule::Integrated && self.div_free > 0.0 {
+        if rule == JumpRule::Integrated && !self.corrector.is_zero() {
             return Err(Error::invalid(
                 "rule",
                 "JumpRule::Integrated takes no divergence-free term",
@@ -155,9 +169,24 @@ impl<S: Schedule> MixtureSolver<S> {
     pub fn num_steps(&self) -> usize {
         self.grid.len() - 1
     }
-    /// The divergence-free coefficient.
+    /// The divergence-free coefficient when it is constant in time; for a time-dependent
+    /// schedule its value at the first grid point (see [`MixtureSolver::div_free_at`]).
     pub fn div_free(&self) -> f64 {
-        self.div_free
+        self.corrector
+            .constant_value()
+            .or_else(|| self.corrector.at(self.grid[0]).ok())
+            .unwrap_or(0.0)
+    }
+    /// The corrector schedule `s ↦ β_s`.
+    pub fn corrector(&self) -> &CorrectorSchedule {
+        &self.corrector
+    }
+    /// `β_s`, the corrector coefficient the step starting at `s` uses.
+    ///
+    /// # Errors
+    /// As [`CorrectorSchedule::at`].
+    pub fn div_free_at(&self, s: f64) -> Result<f64> {
+        self.corrector.at(s)
     }
     /// The jump rule.
     pub fn rule(&self) -> JumpRule {
@@ -268,8 +297,9 @@ impl<S: Schedule> MixtureSolver<S> {
         let times = Array1::from_elem(b, 1.0 - s);
         denoiser.logits(tokens.view(), times.view(), logits.view_mut())?;
         let kappa_s = self.path.kappa().kappa(s)?;
-        let (a, bcoef) = self.path.coefficients(s, self.div_free)?;
-        let fused = self.carry_over() && self.div_free == 0.0 && kappa_s < 1.0;
+        let c = self.corrector.at(s)?;
+        let (a, bcoef) = self.path.coefficients(s, c)?;
+        let fused = self.carry_over() && c == 0.0 && kappa_s < 1.0;
         if let (true, Some(mask_id)) = (fused, self.path.mask_id()) {
             let params = DfmEulerStep {
                 mask_id,
