@@ -28,13 +28,6 @@ use crate::validate;
 /// Largest `V^L` the exact propagation accepts.
 pub const MAX_EXACT_STATES: usize = 4096;
 
-/// `√(f64::MIN_POSITIVE) ≈ 1.5e−154`: a state the propagated law reaches with less mass
-/// than this, and whose path marginal `p_s(x)` the oracle reports as 0 (an underflow of
-/// a product of per-token likelihoods such as `e^{−β(s) d}` late on a metric path; the
-/// kinetic corrector reaches such far states), keeps its mass in place for that step
-/// instead of failing. Any other zero-probability state is an error.
-pub const NEGLIGIBLE_MASS: f64 = 1.491_668_146_240_041_3e-154;
-
 fn states(v: usize, l: usize) -> Result<usize> {
     u32::try_from(l)
         .ok()
@@ -97,12 +90,6 @@ where
             decode(idx, vocab, &mut x);
             match oracle.posterior_x0(&x, ch.as_ref(), post.view_mut()) {
                 Ok(()) => {}
-                // The oracle's p_s(x) underflowed for a state the law reaches with a mass
-                // below f64's resolution of a probability: keep that mass in place.
-                Err(Error::ZeroProbability { .. }) if p < NEGLIGIBLE_MASS => {
-                    next[idx] += p;
-                    continue;
-                }
                 Err(e) => return Err(e),
             }
             for (i, law) in tok.iter_mut().enumerate() {
@@ -134,7 +121,7 @@ where
 /// # Errors
 /// `V^L > 4096`, an oracle with another `V`, `initial` of length `≠ V^L` or not a
 /// distribution, a reachable state of zero probability under the path (e.g. an initial law
-/// off the source's support; see [`NEGLIGIBLE_MASS`] for underflows), and the path's step
+/// off the source's support), and the path's step
 /// errors.
 pub fn mixture_solver_laws<S: Schedule + Clone + 'static>(
     solver: &MixtureSolver<S>,
