@@ -13,29 +13,18 @@ use discrete_diffusion::sample::guidance::{
     taylor_log_ratios, tilt_logits,
 };
 use discrete_diffusion::schedule::Linear;
-use guidance_common::{L, N, NoisyClassifier, V, hash01, seq};
+use guidance_common::{L, N, NoisyClassifier, V, clean_of, hash01, law_without_mask, seq};
 use ndarray::{Array1, Array2, Array3, ArrayViewMut2};
 
 const MASK: u32 = 1; // deliberately not the last index
 
 fn clean(x: &[u32]) -> bool {
-    x.iter().all(|&t| t != MASK)
+    clean_of(x, MASK)
 }
 
 /// Data law: positive on every clean sequence, 0 on sequences containing the mask.
 fn data_law() -> Vec<f64> {
-    let mut p: Vec<f64> = (0..N)
-        .map(|k| {
-            if clean(&seq(k)) {
-                0.2 + hash01(k, 1)
-            } else {
-                0.0
-            }
-        })
-        .collect();
-    let z: f64 = p.iter().sum();
-    p.iter_mut().for_each(|q| *q /= z);
-    p
+    law_without_mask(MASK, 0.2, 1)
 }
 
 /// p(y | x0) on clean sequences: a sigmoid of a random score (non-linear in the one-hot).

@@ -9,29 +9,18 @@ use discrete_diffusion::model::enumeration::EnumerationOracle;
 use discrete_diffusion::model::oracle::OracleDenoiser;
 use discrete_diffusion::sample::guidance::{exact_log_ratios, tilt_rate_row};
 use discrete_diffusion::schedule::Linear;
-use guidance_common::{L, N, NoisyClassifier, V, hash01, seq};
+use guidance_common::{L, N, NoisyClassifier, V, clean_of, hash01, law_without_mask, seq};
 use ndarray::{Array1, Array2, Array3};
 use proptest::prelude::*;
 
 const MASK: u32 = 2;
 
 fn clean(x: &[u32]) -> bool {
-    x.iter().all(|&t| t != MASK)
+    clean_of(x, MASK)
 }
 
 fn data_law() -> Vec<f64> {
-    let mut p: Vec<f64> = (0..N)
-        .map(|k| {
-            if clean(&seq(k)) {
-                0.1 + hash01(k, 11)
-            } else {
-                0.0
-            }
-        })
-        .collect();
-    let z: f64 = p.iter().sum();
-    p.iter_mut().for_each(|q| *q /= z);
-    p
+    law_without_mask(MASK, 0.1, 11)
 }
 
 fn p_y() -> Vec<f64> {

@@ -30,6 +30,28 @@ pub fn hash01(k: usize, salt: u64) -> f64 {
     ((z >> 11) as f64 + 0.5) / (1u64 << 53) as f64
 }
 
+/// Whether `x` holds no `mask` token.
+pub fn clean_of(x: &[u32], mask: u32) -> bool {
+    x.iter().all(|&t| t != mask)
+}
+
+/// A data law on the sequences: `floor + hash01(k, salt)` (normalised) on every sequence
+/// `k` without `mask`, 0 on those containing it.
+pub fn law_without_mask(mask: u32, floor: f64, salt: u64) -> Vec<f64> {
+    let mut p: Vec<f64> = (0..N)
+        .map(|k| {
+            if clean_of(&seq(k), mask) {
+                floor + hash01(k, salt)
+            } else {
+                0.0
+            }
+        })
+        .collect();
+    let z: f64 = p.iter().sum();
+    p.iter_mut().for_each(|q| *q /= z);
+    p
+}
+
 /// The exact noisy classifier of an absorbing process with mask token `mask`:
 /// `p_t(y | x_t) = Σ_{x0 consistent with x_t} p(x0) p(y | x0) / Σ_{x0 consistent} p(x0)`
 /// (time-independent), for the data law `data` and `py[k] = p(y | seq(k))`.
