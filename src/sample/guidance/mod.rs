@@ -1,7 +1,7 @@
 //! Guidance: steering a sampler toward a condition `y` without retraining the denoiser
 //! (survey §V; DESIGN §2 `sample`).
 //!
-//! Every guidance method here is either a [`Denoiser`](crate::model::Denoiser) wrapper (so a sampler or the driver
+//! Every guidance method here is either a [`Denoiser`] wrapper (so a sampler or the driver
 //! composes it like any other model) or a pure function on logits / rate rows:
 //!
 //! | method | what it changes | API |
