@@ -2,8 +2,11 @@
 //! process) an MDLM-style sampler makes fewer real calls than steps, and every logit it sees
 //! and every sample it draws is bit-identical to the uncached run. Bad inputs.
 
+mod cache_common;
+
 use std::sync::atomic::{AtomicU64, Ordering};
 
+use cache_common::{assert_rejects_malformed_calls, process};
 use discrete_diffusion::Error;
 use discrete_diffusion::kernel::mixture::MixtureProcess;
 use discrete_diffusion::model::Denoiser;
@@ -12,7 +15,6 @@ use discrete_diffusion::model::oracle::OracleDenoiser;
 use discrete_diffusion::rng::{CounterRng, Purpose, RngKey};
 use discrete_diffusion::sample::cache::{ExactReuse, TimeDependence};
 use discrete_diffusion::sample::driver::BlockModel;
-use discrete_diffusion::schedule::Linear;
 use ndarray::{Array1, Array2, Array3, ArrayView1, ArrayView2, ArrayViewMut3};
 
 const V: usize = 4;
@@ -36,14 +38,7 @@ fn oracle(pi_mask: bool) -> Oracle {
     }
     let z: f64 = p.iter().sum();
     p.iter_mut().for_each(|q| *q /= z);
-    let pi = if pi_mask {
-        let mut pi = vec![0.0; V];
-        pi[MASK as usize] = 1.0;
-        pi
-    } else {
-        vec![1.0 / V as f64; V]
-    };
-    let process = MixtureProcess::from_schedule(pi, Linear::new()).unwrap();
+    let process = process(V, MASK, pi_mask);
     OracleDenoiser::new(EnumerationOracle::new(V, L, p).unwrap(), process).unwrap()
 }
 
@@ -268,52 +263,9 @@ fn bad_inputs_leave_the_cache_intact() {
     cached
         .logits(tokens.view(), t.view(), good.view_mut())
         .unwrap();
-    let mut out = Array3::<f32>::zeros((1, L, V));
     // Shapes, tokens, times.
-    assert!(
-        cached
-            .logits(
-                tokens.view(),
-                Array1::from_elem(2, 0.5).view(),
-                out.view_mut()
-            )
-            .is_err()
-    );
-    assert!(
-        cached
-            .logits(
-                tokens.view(),
-                Array1::from_elem(1, 1.5).view(),
-                out.view_mut()
-            )
-            .is_err()
-    );
-    assert!(
-        cached
-            .logits(
-                tokens.view(),
-                Array1::from_elem(1, f64::NAN).view(),
-                out.view_mut()
-            )
-            .is_err()
-    );
-    let mut wrong = Array3::<f32>::zeros((1, L, V + 1));
-    assert!(matches!(
-        cached.logits(tokens.view(), t.view(), wrong.view_mut()),
-        Err(Error::Shape { .. })
-    ));
-    let bad = Array2::from_shape_vec((1, L), vec![0u32, 9, 0, 2]).unwrap();
-    assert!(matches!(
-        cached.logits(bad.view(), t.view(), out.view_mut()),
-        Err(Error::TokenOutOfRange { .. })
-    ));
-    let empty = Array2::<u32>::zeros((0, L));
-    let mut oe = Array3::<f32>::zeros((0, L, V));
-    assert!(
-        cached
-            .logits(empty.view(), Array1::<f64>::zeros(0).view(), oe.view_mut())
-            .is_err()
-    );
+    assert_rejects_malformed_calls(&cached, &tokens);
+    let mut out = Array3::<f32>::zeros((1, L, V));
     // The model's own failure propagates and is not counted as an evaluation.
     let changed = Array2::from_shape_vec((1, L), vec![3u32, 1, 0, 2]).unwrap();
     assert!(

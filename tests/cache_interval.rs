@@ -1,6 +1,9 @@
 //! Interval refresh (dLLM-Cache / dKV-Cache semantics at the logit level): exact with
 //! intervals of 1, a measured approximation otherwise; refresh accounting; bad inputs.
 
+mod cache_common;
+
+use cache_common::{assert_rejects_malformed_calls, process};
 use discrete_diffusion::Error;
 use discrete_diffusion::kernel::mixture::MixtureProcess;
 use discrete_diffusion::model::Denoiser;
@@ -9,7 +12,6 @@ use discrete_diffusion::model::oracle::OracleDenoiser;
 use discrete_diffusion::rng::{CounterRng, Purpose, RngKey};
 use discrete_diffusion::sample::cache::{IntervalCache, IntervalConfig};
 use discrete_diffusion::sample::driver::BlockModel;
-use discrete_diffusion::schedule::Linear;
 use ndarray::{Array1, Array2, Array3};
 
 const V: usize = 4;
@@ -44,14 +46,7 @@ fn law() -> Vec<f64> {
 }
 
 fn oracle(masking: bool) -> Oracle {
-    let pi = if masking {
-        let mut pi = vec![0.0; V];
-        pi[MASK as usize] = 1.0;
-        pi
-    } else {
-        vec![1.0 / V as f64; V]
-    };
-    let process = MixtureProcess::from_schedule(pi, Linear::new()).unwrap();
+    let process = process(V, MASK, masking);
     OracleDenoiser::new(EnumerationOracle::new(V, L, law()).unwrap(), process).unwrap()
 }
 
@@ -280,41 +275,7 @@ fn bad_inputs() {
         Err(Error::InvalidArgument { .. })
     ));
     let cache = IntervalCache::new(oracle(true), IntervalConfig::new(2, 2).unwrap(), 1);
-    assert!(
-        cache
-            .logits(
-                tokens.view(),
-                Array1::from_elem(2, 0.5).view(),
-                out.view_mut()
-            )
-            .is_err()
-    );
-    assert!(
-        cache
-            .logits(
-                tokens.view(),
-                Array1::from_elem(1, -0.5).view(),
-                out.view_mut()
-            )
-            .is_err()
-    );
-    let mut wrong = Array3::<f32>::zeros((1, L, V - 1));
-    assert!(matches!(
-        cache.logits(tokens.view(), t.view(), wrong.view_mut()),
-        Err(Error::Shape { .. })
-    ));
-    let bad = Array2::from_shape_vec((1, L), vec![2u32, 7, 0, 0]).unwrap();
-    assert!(matches!(
-        cache.logits(bad.view(), t.view(), out.view_mut()),
-        Err(Error::TokenOutOfRange { .. })
-    ));
-    let empty = Array2::<u32>::zeros((0, L));
-    let mut oe = Array3::<f32>::zeros((0, L, V));
-    assert!(
-        cache
-            .logits(empty.view(), Array1::<f64>::zeros(0).view(), oe.view_mut())
-            .is_err()
-    );
+    assert_rejects_malformed_calls(&cache, &tokens);
     // The inner model's error (an impossible x_t: a masked state at t = 0) propagates, and
     // the step count does not advance.
     assert!(

@@ -1,6 +1,8 @@
 //! Classifier guidance against the exact tilted law on an enumerable space (V = 3 data
 //! tokens + a mask, L = 3), TAG against exact guidance, and bad inputs.
 
+mod guidance_common;
+
 use discrete_diffusion::Error;
 use discrete_diffusion::kernel::mixture::MixtureProcess;
 use discrete_diffusion::model::Denoiser;
@@ -11,51 +13,18 @@ use discrete_diffusion::sample::guidance::{
     taylor_log_ratios, tilt_logits,
 };
 use discrete_diffusion::schedule::Linear;
+use guidance_common::{L, N, NoisyClassifier, V, clean_of, hash01, law_without_mask, seq};
 use ndarray::{Array1, Array2, Array3, ArrayViewMut2};
 
-const V: usize = 4;
-const L: usize = 3;
 const MASK: u32 = 1; // deliberately not the last index
-const N: usize = 64; // V^L
-
-fn seq(mut idx: usize) -> [u32; L] {
-    let mut x = [0u32; L];
-    for slot in x.iter_mut().rev() {
-        *slot = (idx % V) as u32;
-        idx /= V;
-    }
-    x
-}
 
 fn clean(x: &[u32]) -> bool {
-    x.iter().all(|&t| t != MASK)
-}
-
-/// A deterministic pseudo-random number in (0, 1).
-fn hash01(k: usize, salt: u64) -> f64 {
-    let mut z = (k as u64)
-        .wrapping_add(salt)
-        .wrapping_mul(0x9E37_79B9_7F4A_7C15);
-    z ^= z >> 31;
-    z = z.wrapping_mul(0xBF58_476D_1CE4_E5B9);
-    z ^= z >> 29;
-    ((z >> 11) as f64 + 0.5) / (1u64 << 53) as f64
+    clean_of(x, MASK)
 }
 
 /// Data law: positive on every clean sequence, 0 on sequences containing the mask.
 fn data_law() -> Vec<f64> {
-    let mut p: Vec<f64> = (0..N)
-        .map(|k| {
-            if clean(&seq(k)) {
-                0.2 + hash01(k, 1)
-            } else {
-                0.0
-            }
-        })
-        .collect();
-    let z: f64 = p.iter().sum();
-    p.iter_mut().for_each(|q| *q /= z);
-    p
+    law_without_mask(MASK, 0.2, 1)
 }
 
 /// p(y | x0) on clean sequences: a sigmoid of a random score (non-linear in the one-hot).
@@ -80,31 +49,6 @@ fn process() -> MixtureProcess {
 
 fn oracle_denoiser(p: Vec<f64>) -> OracleDenoiser<EnumerationOracle, MixtureProcess> {
     OracleDenoiser::new(EnumerationOracle::new(V, L, p).unwrap(), process()).unwrap()
-}
-
-/// The exact noisy classifier of an absorbing process:
-/// `p_t(y | x_t) = Σ_{x0 consistent with x_t} p(x0) p(y | x0) / Σ_{x0 consistent} p(x0)`
-/// (time-independent).
-struct NoisyClassifier {
-    data: Vec<f64>,
-    py: Vec<f64>,
-}
-
-impl Classifier for NoisyClassifier {
-    fn vocab_size(&self) -> usize {
-        V
-    }
-    fn log_prob(&self, x: &[u32], _t: f64) -> discrete_diffusion::Result<f64> {
-        let (mut num, mut den) = (0.0, 0.0);
-        for k in 0..N {
-            let x0 = seq(k);
-            if x.iter().zip(&x0).all(|(&a, &b)| a == MASK || a == b) {
-                num += self.data[k] * self.py[k];
-                den += self.data[k];
-            }
-        }
-        Ok((num / den).ln())
-    }
 }
 
 /// `γ · ln p(y | x0)` on clean sequences, 0 (any constant) on sequences with a mask.
@@ -176,6 +120,7 @@ fn gamma_one_with_exact_noisy_classifier_gives_the_conditional_posterior() {
     let guided = ClassifierGuided::new(
         oracle_denoiser(data_law()),
         NoisyClassifier {
+            mask: MASK,
             data: data_law(),
             py: p_y(),
         },
@@ -248,6 +193,7 @@ fn gamma_two_with_several_masks_is_not_the_tilted_law() {
     let gamma = 2.0;
     let target = oracle_denoiser(tilted_law(gamma));
     let noisy = NoisyClassifier {
+        mask: MASK,
         data: data_law(),
         py: p_y(),
     };

@@ -1,82 +1,30 @@
 //! Rate-space guidance: exact conditional reverse rates of a masked process (γ = 1, exact
 //! noisy classifier), validity of tilted rows, γ = 0 identity, and bad inputs.
 
+mod guidance_common;
+
 use discrete_diffusion::Error;
 use discrete_diffusion::kernel::mixture::MixtureProcess;
 use discrete_diffusion::model::enumeration::EnumerationOracle;
 use discrete_diffusion::model::oracle::OracleDenoiser;
-use discrete_diffusion::sample::guidance::{Classifier, exact_log_ratios, tilt_rate_row};
+use discrete_diffusion::sample::guidance::{exact_log_ratios, tilt_rate_row};
 use discrete_diffusion::schedule::Linear;
+use guidance_common::{L, N, NoisyClassifier, V, clean_of, hash01, law_without_mask, seq};
 use ndarray::{Array1, Array2, Array3};
 use proptest::prelude::*;
 
-const V: usize = 4;
-const L: usize = 3;
 const MASK: u32 = 2;
-const N: usize = 64;
-
-fn seq(mut idx: usize) -> [u32; L] {
-    let mut x = [0u32; L];
-    for slot in x.iter_mut().rev() {
-        *slot = (idx % V) as u32;
-        idx /= V;
-    }
-    x
-}
-
-fn hash01(k: usize, salt: u64) -> f64 {
-    let mut z = (k as u64)
-        .wrapping_add(salt)
-        .wrapping_mul(0x9E37_79B9_7F4A_7C15);
-    z ^= z >> 31;
-    z = z.wrapping_mul(0xBF58_476D_1CE4_E5B9);
-    z ^= z >> 29;
-    ((z >> 11) as f64 + 0.5) / (1u64 << 53) as f64
-}
 
 fn clean(x: &[u32]) -> bool {
-    x.iter().all(|&t| t != MASK)
+    clean_of(x, MASK)
 }
 
 fn data_law() -> Vec<f64> {
-    let mut p: Vec<f64> = (0..N)
-        .map(|k| {
-            if clean(&seq(k)) {
-                0.1 + hash01(k, 11)
-            } else {
-                0.0
-            }
-        })
-        .collect();
-    let z: f64 = p.iter().sum();
-    p.iter_mut().for_each(|q| *q /= z);
-    p
+    law_without_mask(MASK, 0.1, 11)
 }
 
 fn p_y() -> Vec<f64> {
     (0..N).map(|k| 0.05 + 0.9 * hash01(k, 5)).collect()
-}
-
-struct NoisyClassifier {
-    data: Vec<f64>,
-    py: Vec<f64>,
-}
-
-impl Classifier for NoisyClassifier {
-    fn vocab_size(&self) -> usize {
-        V
-    }
-    fn log_prob(&self, x: &[u32], _t: f64) -> discrete_diffusion::Result<f64> {
-        let (mut num, mut den) = (0.0, 0.0);
-        for k in 0..N {
-            let x0 = seq(k);
-            if x.iter().zip(&x0).all(|(&a, &b)| a == MASK || a == b) {
-                num += self.data[k] * self.py[k];
-                den += self.data[k];
-            }
-        }
-        Ok((num / den).ln())
-    }
 }
 
 fn posterior(p: Vec<f64>, x: &[u32], t: f64) -> Array3<f64> {
@@ -112,6 +60,7 @@ fn gamma_one_gives_the_conditional_reverse_rates() {
     let z: f64 = cond.iter().sum();
     cond.iter_mut().for_each(|q| *q /= z);
     let classifier = NoisyClassifier {
+        mask: MASK,
         data: data.clone(),
         py,
     };

@@ -26,6 +26,22 @@ fn softmax(row: &[f32]) -> Vec<f64> {
     p
 }
 
+/// The reference backend's summary of one logit row (seed 0, stream 0, step 0).
+fn summarize_row(row: Vec<f32>, spec: &RowSpec) -> RowSummary {
+    let arr = Array3::from_shape_vec((1, 1, row.len()), row).unwrap();
+    let mut out = Array2::from_elem((1, 1), RowSummary::default());
+    let rng = BatchRng {
+        seed: 0,
+        streams: &[0],
+        step: 0,
+        purpose: Purpose::CATEGORICAL,
+    };
+    ReferenceBackend
+        .summarize(arr.view(), None, spec, &rng, out.view_mut())
+        .unwrap();
+    out[[0, 0]]
+}
+
 /// Simulate a budget over a block: the counts per step.
 fn counts(b: &Budget, m: usize, grid: &TimeGrid) -> Vec<usize> {
     let n = grid.num_steps();
@@ -100,23 +116,13 @@ fn llada_gumbel_temperature_law() {
         let want = vec1(&c["expected"]["x0_probs"]);
         let got = if tau == 0.0 {
             // Greedy: the backend's draw at temperature 0 is the argmax.
-            let arr = Array3::from_shape_vec((1, 1, logits.len()), logits.clone()).unwrap();
-            let mut out = Array2::from_elem((1, 1), RowSummary::default());
             let spec = RowSpec {
                 temperature: 0.0,
                 ..RowSpec::default()
             };
-            let rng = BatchRng {
-                seed: 0,
-                streams: &[0],
-                step: 0,
-                purpose: Purpose::CATEGORICAL,
-            };
-            ReferenceBackend
-                .summarize(arr.view(), None, &spec, &rng, out.view_mut())
-                .unwrap();
+            let s = summarize_row(logits.clone(), &spec);
             (0..logits.len())
-                .map(|v| f64::from(u8::from(v as u32 == out[[0, 0]].token)))
+                .map(|v| f64::from(u8::from(v as u32 == s.token)))
                 .collect()
         } else {
             let mut row = logits.clone();
@@ -218,25 +224,13 @@ fn dream_sample_tokens() {
         let mut row = logits.clone();
         apply_transforms(&filters, &mut row, 0).unwrap();
         assert_close(name, &softmax(&row), &vec1(&e0["probs"]), F32);
-        let v = row.len();
-        let arr = Array3::from_shape_vec((1, 1, v), row).unwrap();
-        let mut out = Array2::from_elem((1, 1), RowSummary::default());
         let spec = RowSpec {
             temperature: 0.0,
             excluded: vec![],
             entropy: true,
             margin: true,
         };
-        let rng = BatchRng {
-            seed: 0,
-            streams: &[0],
-            step: 0,
-            purpose: Purpose::CATEGORICAL,
-        };
-        ReferenceBackend
-            .summarize(arr.view(), None, &spec, &rng, out.view_mut())
-            .unwrap();
-        let s = out[[0, 0]];
+        let s = summarize_row(row, &spec);
         assert_eq!(s.token as f64, num(&e0["x0"]));
         let key = discrete_diffusion::rng::RngKey::for_stream(0, 0);
         let sc = |b| Score::Base(b).score(&s, 0, key, 0);

@@ -1,53 +1,18 @@
 //! Bad input of the inference toolkit: every entry point returns a clear error.
 
+mod infer_common;
+
 use std::sync::Arc;
 
-use discrete_diffusion::Result;
 use discrete_diffusion::backend::RowSpec;
 use discrete_diffusion::backend::cpu::CpuBackend;
 use discrete_diffusion::backend::steps::StepRng;
-use discrete_diffusion::model::Denoiser;
-use discrete_diffusion::rng::{Purpose, RngKey, u64_at};
 use discrete_diffusion::sample::driver::*;
 use discrete_diffusion::sample::remask::*;
 use discrete_diffusion::sample::select::*;
 use discrete_diffusion::schedule::Linear;
-use ndarray::{Array2, Array3, ArrayView1, ArrayView2, ArrayViewMut3};
-
-/// Pseudo-random logits that depend on the tokens, the position and a seed.
-struct Hashy {
-    v: usize,
-    seed: u64,
-    nan: bool,
-}
-impl Denoiser for Hashy {
-    fn vocab_size(&self) -> usize {
-        self.v
-    }
-    fn logits(
-        &self,
-        tokens: ArrayView2<'_, u32>,
-        _: ArrayView1<'_, f64>,
-        mut out: ArrayViewMut3<'_, f32>,
-    ) -> Result<()> {
-        for (b, row) in tokens.outer_iter().enumerate() {
-            let h = row
-                .iter()
-                .fold(self.seed, |a, &t| a.wrapping_mul(31).wrapping_add(t as u64));
-            for i in 0..row.len() {
-                for v in 0..self.v {
-                    let r = u64_at(RngKey::new(h), Purpose::USER, i as u32, v as u32, 0);
-                    out[[b, i, v]] = if self.nan {
-                        f32::NAN
-                    } else {
-                        (r % 1000) as f32 / 200.0 - 2.5
-                    };
-                }
-            }
-        }
-        Ok(())
-    }
-}
+use infer_common::Hashy;
+use ndarray::{Array2, Array3, ArrayView2};
 
 #[test]
 fn bad_input() {

@@ -7,7 +7,7 @@ use discrete_diffusion::Error;
 use discrete_diffusion::kernel::mixture::MixtureProcess;
 use discrete_diffusion::kernel::uniform::Uniform as UniformKernel;
 use discrete_diffusion::loss::masked::{
-    PositionWeights, masked_diffusion_loss, masked_diffusion_loss_batch,
+    MaskedLoss, PositionWeights, masked_diffusion_loss, masked_diffusion_loss_batch,
 };
 use discrete_diffusion::loss::weight::ElboWeight;
 use discrete_diffusion::rng::RngKey;
@@ -25,8 +25,21 @@ use discrete_diffusion::train::token_schedule::{
     GenMd4, SharedSchedule, Spindle, TokenSchedule, cart_weights, token_mask_probs_and_weights,
 };
 use discrete_diffusion::train::vrpo::{PairNelbos, VrpoConfig, vrpo_estimate, vrpo_loss};
-use ndarray::{Array1, Array2, Array3};
+use ndarray::{Array1, Array2, Array3, ArrayView1, ArrayView2, ArrayView3, ArrayViewMut3};
 use train_common::*;
+
+/// [`masked_diffusion_loss_batch`] with the test's mask token and the MDLM cosine schedule.
+fn batch(
+    logits: ArrayView3<'_, f32>,
+    x0: ArrayView2<'_, u32>,
+    xt: ArrayView2<'_, u32>,
+    times: ArrayView1<'_, f64>,
+    weight: ElboWeight,
+    grad: Option<ArrayViewMut3<'_, f32>>,
+) -> discrete_diffusion::Result<Vec<MaskedLoss>> {
+    let sch = MdlmCosine::new(0.0).unwrap();
+    masked_diffusion_loss_batch(logits, x0, xt, times, MASK, &sch, weight, grad)
+}
 
 /// The error names `arg` (in its `arg` field or, for `ZeroProbability`, its message).
 fn names<T: std::fmt::Debug>(r: discrete_diffusion::Result<T>, arg: &str) {
@@ -182,85 +195,41 @@ fn masked_loss_bad_input() {
         "logits",
     );
     // Batched.
-    let sch = MdlmCosine::new(0.0).unwrap();
     let l3 = Array3::<f32>::zeros((2, 3, V));
     let x0b = Array2::from_shape_vec((2, 3), vec![0u32, 2, 3, 0, 2, 3]).unwrap();
     let xtb = Array2::from_shape_vec((2, 3), vec![MASK, 2, 3, 0, MASK, 3]).unwrap();
     let t = Array1::from(vec![0.5, 0.5]);
     let w = ElboWeight::Elbo;
+    let empty = Array3::<f32>::zeros((0, 3, V));
+    let t_short = Array1::from(vec![0.5]);
+    let t_big = Array1::from(vec![0.5, 2.0]);
+    let t_zero = Array1::from(vec![0.0, 0.5]);
     names(
-        masked_diffusion_loss_batch(
-            Array3::<f32>::zeros((0, 3, V)).view(),
-            x0b.view(),
-            xtb.view(),
-            t.view(),
-            MASK,
-            &sch,
-            w,
-            None,
-        ),
+        batch(empty.view(), x0b.view(), xtb.view(), t.view(), w, None),
         "logits",
     );
     names(
-        masked_diffusion_loss_batch(
-            l3.view(),
-            x0b.t(),
-            xtb.view(),
-            t.view(),
-            MASK,
-            &sch,
-            w,
-            None,
-        ),
+        batch(l3.view(), x0b.t(), xtb.view(), t.view(), w, None),
         "x0",
     );
     names(
-        masked_diffusion_loss_batch(
-            l3.view(),
-            x0b.view(),
-            xtb.t(),
-            t.view(),
-            MASK,
-            &sch,
-            w,
-            None,
-        ),
+        batch(l3.view(), x0b.view(), xtb.t(), t.view(), w, None),
         "xt",
     );
     names(
-        masked_diffusion_loss_batch(
-            l3.view(),
-            x0b.view(),
-            xtb.view(),
-            Array1::from(vec![0.5]).view(),
-            MASK,
-            &sch,
-            w,
-            None,
-        ),
+        batch(l3.view(), x0b.view(), xtb.view(), t_short.view(), w, None),
         "times",
     );
     names(
-        masked_diffusion_loss_batch(
-            l3.view(),
-            x0b.view(),
-            xtb.view(),
-            Array1::from(vec![0.5, 2.0]).view(),
-            MASK,
-            &sch,
-            w,
-            None,
-        ),
+        batch(l3.view(), x0b.view(), xtb.view(), t_big.view(), w, None),
         "times",
     );
     names(
-        masked_diffusion_loss_batch(
+        batch(
             l3.view(),
             x0b.view(),
             xtb.view(),
             t.view(),
-            MASK,
-            &sch,
             ElboWeight::Constant(f64::NAN),
             None,
         ),
@@ -268,30 +237,20 @@ fn masked_loss_bad_input() {
     );
     let mut g3 = Array3::<f32>::zeros((2, 3, 2));
     names(
-        masked_diffusion_loss_batch(
+        batch(
             l3.view(),
             x0b.view(),
             xtb.view(),
             t.view(),
-            MASK,
-            &sch,
             w,
             Some(g3.view_mut()),
         ),
         "grad",
     );
+
     // t = 0 with a masked token: the ELBO weight is infinite.
     names(
-        masked_diffusion_loss_batch(
-            l3.view(),
-            x0b.view(),
-            xtb.view(),
-            Array1::from(vec![0.0, 0.5]).view(),
-            MASK,
-            &sch,
-            w,
-            None,
-        ),
+        batch(l3.view(), x0b.view(), xtb.view(), t_zero.view(), w, None),
         "weights",
     );
 }

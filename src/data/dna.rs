@@ -5,7 +5,7 @@
 //! [`AmbiguityPolicy`]; every other character (gaps `-`/`.`, `U`, digits, spaces) is always
 //! an error, since the loaders hand over unaligned, whitespace-free DNA sequences.
 
-use super::vocab::{Codec, Special, Vocabulary};
+use super::vocab::{Codec, Special, Vocabulary, skipped_is_error};
 use crate::error::{Error, Result};
 
 /// The IUPAC nucleotide ambiguity codes (NC-IUB 1985), upper case.
@@ -96,12 +96,7 @@ impl Codec for DnaCodec {
     }
 
     fn encode(&self, text: &str) -> Result<Vec<u32>> {
-        self.encode_inner(text)?.ok_or_else(|| {
-            Error::invalid(
-                "text",
-                "sequence holds an IUPAC ambiguity code (policy SkipRecord skips it)",
-            )
-        })
+        skipped_is_error(self.encode_inner(text)?, "an IUPAC ambiguity code")
     }
 
     fn encode_record(&self, text: &str) -> Result<Option<Vec<u32>>> {

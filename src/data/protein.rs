@@ -6,7 +6,7 @@
 //! `.faa` output) is removed before encoding; a `*` anywhere else, gaps (`-`, `.`) and every
 //! other character are errors.
 
-use super::vocab::{Codec, Special, Vocabulary};
+use super::vocab::{Codec, Special, Vocabulary, skipped_is_error};
 use crate::error::{Error, Result};
 
 /// The 20 standard amino acids in alphabetical one-letter order (ids `0..20`).
@@ -101,12 +101,7 @@ impl Codec for ProteinCodec {
     }
 
     fn encode(&self, text: &str) -> Result<Vec<u32>> {
-        self.encode_inner(text)?.ok_or_else(|| {
-            Error::invalid(
-                "text",
-                "sequence holds an extended amino-acid letter (policy SkipRecord skips it)",
-            )
-        })
+        skipped_is_error(self.encode_inner(text)?, "an extended amino-acid letter")
     }
 
     fn encode_record(&self, text: &str) -> Result<Option<Vec<u32>>> {

@@ -247,3 +247,14 @@ pub trait Codec {
         v.decode_concat(ids)
     }
 }
+
+/// [`Codec::encode`] of a codec with a skip policy, from its [`Codec::encode_record`]
+/// result: a skipped record (`None`) is an error saying the text holds `what`.
+pub(crate) fn skipped_is_error(record: Option<Vec<u32>>, what: &str) -> Result<Vec<u32>> {
+    record.ok_or_else(|| {
+        Error::invalid(
+            "text",
+            format!("sequence holds {what} (policy SkipRecord skips it)"),
+        )
+    })
+}

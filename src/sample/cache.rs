@@ -64,7 +64,7 @@ use ndarray::{Array1, Array2, Array3, ArrayView1, ArrayView2, ArrayViewMut3, Axi
 use crate::error::{Error, Result};
 use crate::model::Denoiser;
 use crate::sample::driver::BlockModel;
-use crate::sample::guidance::check_call;
+use crate::sample::guidance::{check_call, logits_of_rows};
 
 /// Whether a denoiser's logits depend on the time argument.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -187,18 +187,9 @@ impl<D: Denoiser> Denoiser for ExactReuse<D> {
         };
         let mut stats = lock(&self.stats);
         if !stale.is_empty() {
-            let n = stale.len();
-            let mut sub_tokens = Array2::<u32>::zeros((n, l));
-            let mut sub_times = Array1::<f64>::zeros(n);
-            for (k, &r) in stale.iter().enumerate() {
-                sub_tokens.row_mut(k).assign(&tokens.row(r));
-                sub_times[k] = times[r];
-            }
-            let mut fresh = Array3::<f32>::zeros((n, l, v));
-            self.inner
-                .logits(sub_tokens.view(), sub_times.view(), fresh.view_mut())?;
+            let fresh = logits_of_rows(&self.inner, tokens, times, &stale)?;
             stats.nfe += 1;
-            stats.rows_evaluated += n as u64;
+            stats.rows_evaluated += stale.len() as u64;
             if !fits {
                 *state = Some(ExactState {
                     tokens: Array2::zeros((b, l)),

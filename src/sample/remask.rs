@@ -173,11 +173,7 @@ pub fn remdm_position_probs(
     p_x0: &[f64],
     out: &mut [f64],
 ) -> Result<()> {
-    let v = p_x0.len();
-    crate::validate::vocab("p_x0", v)?;
-    crate::validate::len("out", out.len(), v)?;
-    crate::validate::token("x", x, v)?;
-    crate::validate::token("mask_id", mask_id, v)?;
+    check_position(x, mask_id, p_x0, out)?;
     check_alphas(alpha_t, alpha_s)?;
     crate::validate::probability("sigma", sigma)?;
     out.iter_mut().for_each(|o| *o = 0.0);
@@ -187,25 +183,7 @@ pub fn remdm_position_probs(
         return Ok(());
     }
     let c = remdm_reveal_probability(alpha_t, alpha_s, sigma)?;
-    let z: f64 = p_x0
-        .iter()
-        .enumerate()
-        .filter(|&(i, _)| i != mask_id as usize)
-        .map(|(_, &p)| p)
-        .sum();
-    if z.is_nan() || z <= 0.0 || p_x0.iter().any(|p| !(p.is_finite() && *p >= 0.0)) {
-        return Err(Error::NotADistribution {
-            arg: "p_x0",
-            reason: format!("non-mask mass {z}"),
-        });
-    }
-    for (i, (o, &p)) in out.iter_mut().zip(p_x0).enumerate() {
-        if i != mask_id as usize {
-            *o = c * p / z;
-        }
-    }
-    out[mask_id as usize] = 1.0 - c;
-    Ok(())
+    reveal_law(c, mask_id, p_x0, out)
 }
 
 /// The `remdm-loop` schedule: MDLM to `α_on` on `(t_on, 1]`, ReMDM at constant
@@ -463,11 +441,7 @@ pub fn remdm_dfm_position_probs(
     let c = remdm_dfm_corrector(t, steps)?;
     let (a, b) = if t == 1.0 { (1.0, 0.0) } else { (c.a_t, c.b_t) };
     let (alpha_t, alpha_s) = (1.0 - t, 1.0 - (t - c.dt));
-    let v = p_x0.len();
-    crate::validate::vocab("p_x0", v)?;
-    crate::validate::len("out", out.len(), v)?;
-    crate::validate::token("x", x, v)?;
-    crate::validate::token("mask_id", mask_id, v)?;
+    check_position(x, mask_id, p_x0, out)?;
     out.iter_mut().for_each(|o| *o = 0.0);
     if x != mask_id {
         let keep = if alpha_t == 0.0 {
@@ -480,7 +454,25 @@ pub fn remdm_dfm_position_probs(
         return Ok(());
     }
     let reveal = (a * (alpha_s - alpha_t) / (1.0 - alpha_t)).clamp(0.0, 1.0);
-    // A law on the non-mask ids: sum and sign checked, the mask entry ignored.
+    reveal_law(reveal, mask_id, p_x0, out)
+}
+
+/// The argument checks shared by the per-position laws: `p_x0` non-empty, `out` of its
+/// length `V`, `x` and `mask_id` below `V`.
+fn check_position(x: u32, mask_id: u32, p_x0: &[f64], out: &[f64]) -> Result<()> {
+    let v = p_x0.len();
+    crate::validate::vocab("p_x0", v)?;
+    crate::validate::len("out", out.len(), v)?;
+    crate::validate::token("x", x, v)?;
+    crate::validate::token("mask_id", mask_id, v)?;
+    Ok(())
+}
+
+/// The law of a masked position that is revealed with probability `reveal`: `out[v] =
+/// reveal · p_x0[v] / Z` on the non-mask ids (`Z` their mass; the mask entry of `p_x0` is
+/// ignored) and `out[mask_id] = 1 − reveal`. Errors ([`Error::NotADistribution`]): `Z` not
+/// positive, or an entry of `p_x0` negative or not finite.
+fn reveal_law(reveal: f64, mask_id: u32, p_x0: &[f64], out: &mut [f64]) -> Result<()> {
     let z: f64 = p_x0
         .iter()
         .enumerate()

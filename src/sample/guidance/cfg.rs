@@ -48,7 +48,7 @@
 
 use ndarray::{Array1, Array2, Array3, ArrayView1, ArrayView2, ArrayViewMut3, Axis, s};
 
-use super::{check_call, strength};
+use super::{check_call, logits_of_rows, strength};
 use crate::error::{Error, Result};
 use crate::model::Denoiser;
 use crate::sample::driver::BlockModel;
@@ -303,14 +303,7 @@ impl<C: Denoiser, U: Denoiser> Denoiser for ClassifierFree<C, U> {
         match &self.source {
             Source::Model(uncond) => {
                 self.cond.logits(tokens, times, out.view_mut())?;
-                let mut sub_tokens = Array2::<u32>::zeros((a, l));
-                let mut sub_times = Array1::<f64>::zeros(a);
-                for (k, &r) in active.iter().enumerate() {
-                    sub_tokens.row_mut(k).assign(&tokens.row(r));
-                    sub_times[k] = times[r];
-                }
-                let mut u = Array3::<f32>::zeros((a, l, v));
-                uncond.logits(sub_tokens.view(), sub_times.view(), u.view_mut())?;
+                let u = logits_of_rows(uncond, tokens, times, &active)?;
                 combine_rows(&mut out, &u, &active, w)
             }
             Source::MaskPrompt { mask, prompt } => {

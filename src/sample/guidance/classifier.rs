@@ -47,12 +47,11 @@
 //! `tests/guidance_classifier.rs` checks each case against an
 //! [`EnumerationOracle`](crate::model::enumeration::EnumerationOracle).
 
-use ndarray::{Array2, ArrayView1, ArrayView2, ArrayViewMut2, ArrayViewMut3, Axis};
+use ndarray::{Array2, ArrayView1, ArrayView2, ArrayViewMut2, ArrayViewMut3};
 
-use super::{check_call, strength};
+use super::{strength, tilt_rows};
 use crate::error::{Error, Result};
 use crate::model::Denoiser;
-use crate::sample::driver::BlockModel;
 use crate::validate;
 
 /// A (possibly time-dependent, possibly noisy-input) classifier for one fixed target `y`:
@@ -365,52 +364,32 @@ impl<D: Denoiser, K: Classifier> Denoiser for ClassifierGuided<D, K> {
         &self,
         tokens: ArrayView2<'_, u32>,
         times: ArrayView1<'_, f64>,
-        mut out: ArrayViewMut3<'_, f32>,
+        out: ArrayViewMut3<'_, f32>,
     ) -> Result<()> {
-        let v = self.inner.vocab_size();
-        let (b, l) = check_call(v, &tokens, &times, out.dim())?;
-        self.inner.logits(tokens, times, out.view_mut())?;
-        if self.gamma == 0.0 {
-            return Ok(());
-        }
-        let mut ratios = Array2::<f64>::zeros((l, v));
-        let mut guided = Array2::<f32>::zeros((l, v));
-        for r in 0..b {
-            let x: Vec<u32> = tokens.row(r).to_vec();
+        let mut ratios: Option<Array2<f64>> = None;
+        let tilt = |x: &[u32], t: f64, row: ArrayView2<'_, f32>, guided: ArrayViewMut2<'_, f32>| {
             let pos: Option<Vec<bool>> = match self.positions {
                 GuidedPositions::All => None,
                 GuidedPositions::Token(m) => Some(x.iter().map(|&xi| xi == m).collect()),
             };
             if pos.as_ref().is_some_and(|p| !p.iter().any(|&q| q)) {
-                continue;
+                return Ok(false);
             }
-            let (k, t) = (&self.classifier as &dyn Classifier, times[r]);
+            let ratios = ratios.get_or_insert_with(|| Array2::zeros(row.dim()));
+            let k = &self.classifier as &dyn Classifier;
             match self.method {
                 GuidanceMethod::Exact => {
-                    exact_log_ratios(k, &x, t, pos.as_deref(), ratios.view_mut())?
+                    exact_log_ratios(k, x, t, pos.as_deref(), ratios.view_mut())?
                 }
                 GuidanceMethod::Taylor => {
-                    taylor_log_ratios(k, &x, t, pos.as_deref(), ratios.view_mut())?
+                    taylor_log_ratios(k, x, t, pos.as_deref(), ratios.view_mut())?
                 }
             }
-            let row = out.index_axis(Axis(0), r);
-            tilt_logits(row, ratios.view(), self.gamma, guided.view_mut())?;
-            out.index_axis_mut(Axis(0), r).assign(&guided);
-        }
-        Ok(())
+            tilt_logits(row, ratios.view(), self.gamma, guided)?;
+            Ok(true)
+        };
+        tilt_rows(&self.inner, tokens, times, out, self.gamma != 0.0, tilt)
     }
 }
 
-/// Forwards both driver hooks to the wrapped denoiser.
-impl<D: BlockModel, K: Classifier> BlockModel for ClassifierGuided<D, K> {
-    fn prefill(&mut self, prompt: ArrayView2<'_, u32>) -> Result<()> {
-        self.inner.prefill(prompt)
-    }
-    fn begin_block(
-        &mut self,
-        block: std::ops::Range<usize>,
-        tokens: ArrayView2<'_, u32>,
-    ) -> Result<()> {
-        self.inner.begin_block(block, tokens)
-    }
-}
+forward_hooks_to_inner!(ClassifierGuided<D, K: Classifier>);

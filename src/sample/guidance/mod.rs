@@ -1,7 +1,7 @@
 //! Guidance: steering a sampler toward a condition `y` without retraining the denoiser
 //! (survey §V; DESIGN §2 `sample`).
 //!
-//! Every guidance method here is either a [`Denoiser`](crate::model::Denoiser) wrapper (so a sampler or the driver
+//! Every guidance method here is either a [`Denoiser`] wrapper (so a sampler or the driver
 //! composes it like any other model) or a pure function on logits / rate rows:
 //!
 //! | method | what it changes | API |
@@ -31,10 +31,33 @@
 //! ICLR 2025; J. Tae, H. Ivison, S. Kumar, A. Cohan, "TESS 2: a large-scale generalist
 //! diffusion language model", 2025.
 
-use ndarray::{ArrayView1, ArrayView2};
+use ndarray::{Array1, Array2, Array3, ArrayView1, ArrayView2, ArrayViewMut2, ArrayViewMut3, Axis};
 
 use crate::error::{Error, Result};
+use crate::model::Denoiser;
 use crate::validate;
+
+/// `impl BlockModel` for a wrapper `$ty<D, $x>` whose field `inner: D` is the wrapped model:
+/// both driver hooks are forwarded to it unchanged.
+macro_rules! forward_hooks_to_inner {
+    ($ty:ident<D, $x:ident: $bound:path>) => {
+        /// Forwards both driver hooks to the wrapped denoiser.
+        impl<D: crate::sample::driver::BlockModel, $x: $bound> crate::sample::driver::BlockModel
+            for $ty<D, $x>
+        {
+            fn prefill(&mut self, prompt: ndarray::ArrayView2<'_, u32>) -> Result<()> {
+                self.inner.prefill(prompt)
+            }
+            fn begin_block(
+                &mut self,
+                block: std::ops::Range<usize>,
+                tokens: ndarray::ArrayView2<'_, u32>,
+            ) -> Result<()> {
+                self.inner.begin_block(block, tokens)
+            }
+        }
+    };
+}
 
 pub mod cfg;
 pub mod classifier;
@@ -86,4 +109,55 @@ pub(crate) fn strength(arg: &'static str, x: f64) -> Result<f64> {
         return Err(Error::invalid(arg, format!("{x} must be non-negative")));
     }
     Ok(x)
+}
+
+/// The logits of `model` on the batch rows `rows` of `(tokens, times)` only, in one call
+/// over the sub-batch `[rows.len(), L]`: row `k` of the result is batch row `rows[k]`.
+/// `rows` must be non-empty and in range (the callers pass rows of a checked call).
+pub(crate) fn logits_of_rows<D: Denoiser + ?Sized>(
+    model: &D,
+    tokens: ArrayView2<'_, u32>,
+    times: ArrayView1<'_, f64>,
+    rows: &[usize],
+) -> Result<Array3<f32>> {
+    let (n, l) = (rows.len(), tokens.ncols());
+    let mut sub_tokens = Array2::<u32>::zeros((n, l));
+    let mut sub_times = Array1::<f64>::zeros(n);
+    for (k, &r) in rows.iter().enumerate() {
+        sub_tokens.row_mut(k).assign(&tokens.row(r));
+        sub_times[k] = times[r];
+    }
+    let mut out = Array3::<f32>::zeros((n, l, model.vocab_size()));
+    model.logits(sub_tokens.view(), sub_times.view(), out.view_mut())?;
+    Ok(out)
+}
+
+/// The `Denoiser::logits` body of a wrapper that rewrites the wrapped model's logits one
+/// sequence at a time: validate the call ([`check_call`]), write `inner`'s logits into
+/// `out`, and then, if `active`, for every batch row `r` call
+/// `tilt(x_r, t_r, logits_r, guided)` (`x_r` the row's tokens, `logits_r` its `[L, V]`
+/// logits, `guided` an `[L, V]` buffer); when it returns `Ok(true)`, `guided` replaces the
+/// row's logits. The first error is returned as is.
+pub(crate) fn tilt_rows<D: Denoiser + ?Sized>(
+    inner: &D,
+    tokens: ArrayView2<'_, u32>,
+    times: ArrayView1<'_, f64>,
+    mut out: ArrayViewMut3<'_, f32>,
+    active: bool,
+    mut tilt: impl FnMut(&[u32], f64, ArrayView2<'_, f32>, ArrayViewMut2<'_, f32>) -> Result<bool>,
+) -> Result<()> {
+    let v = inner.vocab_size();
+    let (b, l) = check_call(v, &tokens, &times, out.dim())?;
+    inner.logits(tokens, times, out.view_mut())?;
+    if !active {
+        return Ok(());
+    }
+    let mut guided = Array2::<f32>::zeros((l, v));
+    for r in 0..b {
+        let x: Vec<u32> = tokens.row(r).to_vec();
+        if tilt(&x, times[r], out.index_axis(Axis(0), r), guided.view_mut())? {
+            out.index_axis_mut(Axis(0), r).assign(&guided);
+        }
+    }
+    Ok(())
 }

@@ -17,12 +17,11 @@
 //! Reference: J. Tae, H. Ivison, S. Kumar, A. Cohan, "TESS 2: a large-scale generalist
 //! diffusion language model", 2025.
 
-use ndarray::{Array2, ArrayView1, ArrayView2, ArrayViewMut2, ArrayViewMut3, Axis};
+use ndarray::{Array2, ArrayView1, ArrayView2, ArrayViewMut2, ArrayViewMut3};
 
-use super::{check_call, strength};
+use super::{strength, tilt_rows};
 use crate::error::{Error, Result};
 use crate::model::Denoiser;
-use crate::sample::driver::BlockModel;
 use crate::validate;
 
 /// The gradient of a scalar reward with respect to one sequence's logits.
@@ -151,40 +150,14 @@ impl<D: Denoiser, R: RewardGradient> Denoiser for RewardGuided<D, R> {
         &self,
         tokens: ArrayView2<'_, u32>,
         times: ArrayView1<'_, f64>,
-        mut out: ArrayViewMut3<'_, f32>,
+        out: ArrayViewMut3<'_, f32>,
     ) -> Result<()> {
-        let v = self.inner.vocab_size();
-        let (b, l) = check_call(v, &tokens, &times, out.dim())?;
-        self.inner.logits(tokens, times, out.view_mut())?;
-        let mut guided = Array2::<f32>::zeros((l, v));
-        for r in 0..b {
-            let x: Vec<u32> = tokens.row(r).to_vec();
-            let row = out.index_axis(Axis(0), r);
-            reward_ascent(
-                &self.reward,
-                &x,
-                times[r],
-                row,
-                self.steps,
-                self.eta,
-                guided.view_mut(),
-            )?;
-            out.index_axis_mut(Axis(0), r).assign(&guided);
-        }
-        Ok(())
+        let tilt = |x: &[u32], t: f64, row: ArrayView2<'_, f32>, guided: ArrayViewMut2<'_, f32>| {
+            reward_ascent(&self.reward, x, t, row, self.steps, self.eta, guided)?;
+            Ok(true)
+        };
+        tilt_rows(&self.inner, tokens, times, out, true, tilt)
     }
 }
 
-/// Forwards both driver hooks to the wrapped denoiser.
-impl<D: BlockModel, R: RewardGradient> BlockModel for RewardGuided<D, R> {
-    fn prefill(&mut self, prompt: ArrayView2<'_, u32>) -> Result<()> {
-        self.inner.prefill(prompt)
-    }
-    fn begin_block(
-        &mut self,
-        block: std::ops::Range<usize>,
-        tokens: ArrayView2<'_, u32>,
-    ) -> Result<()> {
-        self.inner.begin_block(block, tokens)
-    }
-}
+forward_hooks_to_inner!(RewardGuided<D, R: RewardGradient>);
