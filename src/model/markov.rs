@@ -22,7 +22,8 @@
 //! `e_i(v) = q(x_t^i | x_0^i = v)`, the pair `(h, x_t)` is an HMM (Rabiner 1989). The
 //! successor of `h` on token `u` is `h' = (h mod V^{k−1}) V + u`.
 //!
-//! **Scaled forward** (Rabiner §V.A; computed in log space, see *Numerics*): with `last(h) = h mod V` and `digit_j(h)` the `j`-th
+//! **Scaled forward** (Rabiner §V.A; see *Numerics* for how products are formed): with
+//! `last(h) = h mod V` and `digit_j(h)` the `j`-th
 //! token of the initial `k`-gram,
 //!
 //! ```text
@@ -54,16 +55,32 @@
 //! # Numerics
 //!
 //! Each emission row is first divided by its maximum `m_i` (adding `Σ ln m_i` to the
-//! log-likelihood), and every recursion above runs in log space: `ln α̂`, `ln β̂`, `ln c`,
-//! with each sum over predecessors or successors a log-sum-exp shifted by its largest term,
-//! and each smoothed or leave-one-out row formed as `Σ exp(ℓ − max ℓ)` before its final
-//! normalisation. Linear scaling alone is not enough: a nearly deterministic channel (e.g. a
-//! discretized Gaussian with a small width, whose likelihoods differ by factors like
-//! `e^{−400}`) makes `π(h) Π_j e_j` or `α̂ · e` underflow to exactly 0 for every *feasible*
-//! state when the row maximum sits on a state of zero prior mass (a mask token), and the
-//! leave-one-out rows carry a scale `1 / p(x_t^i | x_t^{−i})` that can overflow. In log space
-//! `ZeroProbability` is returned only when `p_t(x_t) = 0` exactly. Cost
-//! `O(L·V^{k+1})` time (one `exp` per transition entry and step) and `O(L·V^k)` memory.
+//! log-likelihood) and kept as `ln e_i`. `α̂` (summing to 1) and `β̂` (maximum 1, a
+//! constant factor per position is irrelevant to the normalised rows) are **linear**
+//! vectors, and every transition sum `Σ_h α̂(h) P(h, h')` or `Σ_u P(h, u) [·]` is a plain
+//! multiply–add (the `O(V^{k+1})` hot loop, no `exp`/`ln`). Only the emission is applied in
+//! log space, per token: for `x(h) e(last(h))` the shift
+//! `M = max_u (ln max_{last(h)=u} x(h) + ln e(u))` and the factor `exp(ln e(u) − M)` (finite, at most `1 / max x`) make the
+//! largest product exactly 1 however small `e` is (a nearly deterministic channel, e.g. a
+//! discretized Gaussian of small width, has likelihood ratios like `e^{−400}`, and the row
+//! maximum may sit on a zero-prior mask token) — `O(V)` transcendental functions per step.
+//! `ln c_i = M + ln Σ` accumulates the evidence. The first `k` tokens' weights and the
+//! backward-sampling weights are formed in log space (`O(k V^k)` once, `O(V)` per step).
+//! `β̂` is kept only on contexts of positive prior probability (computed once per chain),
+//! so a zero-prior context (whose `β` can exceed every feasible one's beyond f64's range)
+//! never sets its scale.
+//!
+//! States whose mass relative to the largest is below f64's range become 0. That is
+//! harmless unless the past and the future of `x_t` disagree by more than f64's range
+//! (a state nearly ruled out by one side is the one the other side needs), so each step
+//! checks that nothing lost can matter: a prediction or backward sum whose maximum falls
+//! below `2^{−60}` of its input's, an emission shift more than `2^{60}` below the largest
+//! unshifted product, or a smoothed row `α̂ β̂` whose maximum is below `2^{−60} max α̂ ·
+//! max β̂`. If any check fails, the call is redone by the **log-space fallback** (`ln α̂`,
+//! `ln β̂`, log-sum-exp transition sums, each row as `Σ exp(ℓ − max ℓ)`, `O(L V^{k+1})`
+//! exponentials), whose only `ZeroProbability` is `p_t(x_t) = 0` exactly. Cost of the
+//! fast path: `O(L·V^{k+1})` multiply–adds (one more pass per step for the leave-one-out
+//! rows) and `O(L·V^k)` memory.
 
 use ndarray::ArrayViewMut2;
 
@@ -418,8 +435,8 @@ impl MarkovChainOracle {
     /// `α̂_m` (each summing to 1) for the hidden positions `m = 0..n`, `n = L − k + 1`
     /// (token `i = k − 1 + m`), and the log scales `ln c_m`: `α̂_m ∝ s_m ⊙ e_i` with the
     /// linear prediction `s_m = predict(α̂_{m−1})` and the emission applied by
-    /// [`emit_in_place`]. `None` when some `c_m` is 0 (or below f64's range), i.e.
-    /// `p_t(x_t) = 0`.
+    /// [`emit_in_place`]. `None` when some `c_m` is 0 or a precision check of the module
+    /// docs' *Numerics* fails; callers then redo the work with the log-space fallback.
     fn forward(&self, le: &[f64]) -> Option<Forward> {
         let (v, k, l) = (self.vocab, self.order, self.len);
         debug_assert!(k >= 1);
@@ -469,10 +486,10 @@ impl MarkovChainOracle {
     ///
     /// the bracket formed by [`emit_in_place`]. With `loo`, `s_m` is the one-step
     /// prediction (`s_0 = π`, `s_m = predict(α̂_{m−1})`, one more `O(V^{k+1})` pass per
-    /// step) and `β̂_m` is kept only where `s_m > 0`; otherwise `s_m` is empty and `β̂_m`
-    /// is kept where `α̂_m > 0`. Dropping states that cannot contribute to the rows asked
-    /// for keeps an unreachable context (whose `β` may be far larger) from setting the
-    /// scale. `false` if some `β̂` vanishes on every kept state (below f64's range).
+    /// step); otherwise `s_m` is empty. `β̂_m` is kept only on the contexts of positive
+    /// prior probability ([`prior_support`]), so an unreachable context (whose `β` may be
+    /// far larger) never sets the scale. `false` if a precision check (module docs,
+    /// *Numerics*) fails.
     fn backward(
         &self,
         le: &[f64],
@@ -625,12 +642,7 @@ impl MarkovChainOracle {
         self.log_smooth(le, loo, out)
     }
 
-    /// The log-space fallback of [`smooth`](Self::smooth) (module docs, *Numerics*): the
-    /// same recursions on `ln α̂`, `ln β̂` with every transition sum a log-sum-exp, for the
-    /// rare `x_t` whose past and future disagree beyond f64's range. `O(L V^{k+1})`
-    /// exponentials.
-    ///
-    /// The prediction step in log space,
+    /// The prediction step of the log-space fallback (module docs, *Numerics*),
     /// `out(h') = ln Σ_{h → h'} exp(la(h)) P(h, last(h'))`, over the `V` predecessors
     /// `h = a·r + ⌊h'/V⌋` of each `h'` (`k ≥ 1`); `buf` has length `V`.
     fn log_predict(&self, lt: &[f64], la: &[f64], out: &mut [f64], buf: &mut [f64]) {
@@ -714,8 +726,11 @@ impl MarkovChainOracle {
         }
     }
 
-    /// Token posteriors (`loo = false`) or leave-one-out posteriors (`loo = true`) into
-    /// `out`, each row normalised. `false` when `p_t(x_t) = 0`.
+    /// The log-space fallback of [`smooth`](Self::smooth) (module docs, *Numerics*), for
+    /// the rare `x_t` whose past and future disagree beyond f64's range: token posteriors
+    /// (`loo = false`) or leave-one-out posteriors (`loo = true`) into `out`, each row
+    /// normalised, from `ln α̂`, `ln β̂` with every transition sum a log-sum-exp
+    /// (`O(L V^{k+1})` exponentials). `false` when `p_t(x_t) = 0`.
     ///
     /// Leave-one-out (module docs' notation): for `i ≥ k` the emission at `i` is left out of
     /// `γ`, i.e. `p(x_0^i = v, x_t^{−i}) ∝ Σ_{last(h) = v} [Σ_{h' → h} α̂_{i−1}(h') P(h', v)]
