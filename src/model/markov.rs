@@ -22,7 +22,8 @@
 //! `e_i(v) = q(x_t^i | x_0^i = v)`, the pair `(h, x_t)` is an HMM (Rabiner 1989). The
 //! successor of `h` on token `u` is `h' = (h mod V^{k−1}) V + u`.
 //!
-//! **Scaled forward** (Rabiner §V.A; computed in log space, see *Numerics*): with `last(h) = h mod V` and `digit_j(h)` the `j`-th
+//! **Scaled forward** (Rabiner §V.A; see *Numerics* for how products are formed): with
+//! `last(h) = h mod V` and `digit_j(h)` the `j`-th
 //! token of the initial `k`-gram,
 //!
 //! ```text
@@ -54,16 +55,32 @@
 //! # Numerics
 //!
 //! Each emission row is first divided by its maximum `m_i` (adding `Σ ln m_i` to the
-//! log-likelihood), and every recursion above runs in log space: `ln α̂`, `ln β̂`, `ln c`,
-//! with each sum over predecessors or successors a log-sum-exp shifted by its largest term,
-//! and each smoothed or leave-one-out row formed as `Σ exp(ℓ − max ℓ)` before its final
-//! normalisation. Linear scaling alone is not enough: a nearly deterministic channel (e.g. a
-//! discretized Gaussian with a small width, whose likelihoods differ by factors like
-//! `e^{−400}`) makes `π(h) Π_j e_j` or `α̂ · e` underflow to exactly 0 for every *feasible*
-//! state when the row maximum sits on a state of zero prior mass (a mask token), and the
-//! leave-one-out rows carry a scale `1 / p(x_t^i | x_t^{−i})` that can overflow. In log space
-//! `ZeroProbability` is returned only when `p_t(x_t) = 0` exactly. Cost
-//! `O(L·V^{k+1})` time (one `exp` per transition entry and step) and `O(L·V^k)` memory.
+//! log-likelihood) and kept as `ln e_i`. `α̂` (summing to 1) and `β̂` (maximum 1, a
+//! constant factor per position is irrelevant to the normalised rows) are **linear**
+//! vectors, and every transition sum `Σ_h α̂(h) P(h, h')` or `Σ_u P(h, u) [·]` is a plain
+//! multiply–add (the `O(V^{k+1})` hot loop, no `exp`/`ln`). Only the emission is applied in
+//! log space, per token: for `x(h) e(last(h))` the shift
+//! `M = max_u (ln max_{last(h)=u} x(h) + ln e(u))` and the factor `exp(ln e(u) − M)` (finite, at most `1 / max x`) make the
+//! largest product exactly 1 however small `e` is (a nearly deterministic channel, e.g. a
+//! discretized Gaussian of small width, has likelihood ratios like `e^{−400}`, and the row
+//! maximum may sit on a zero-prior mask token) — `O(V)` transcendental functions per step.
+//! `ln c_i = M + ln Σ` accumulates the evidence. The first `k` tokens' weights and the
+//! backward-sampling weights are formed in log space (`O(k V^k)` once, `O(V)` per step).
+//! `β̂` is kept only on contexts of positive prior probability (computed once per chain),
+//! so a zero-prior context (whose `β` can exceed every feasible one's beyond f64's range)
+//! never sets its scale.
+//!
+//! States whose mass relative to the largest is below f64's range become 0. That is
+//! harmless unless the past and the future of `x_t` disagree by more than f64's range
+//! (a state nearly ruled out by one side is the one the other side needs), so each step
+//! checks that nothing lost can matter: a prediction or backward sum whose maximum falls
+//! below `2^{−60}` of its input's, an emission shift more than `2^{60}` below the largest
+//! unshifted product, or a smoothed row `α̂ β̂` whose maximum is below `2^{−60} max α̂ ·
+//! max β̂`. If any check fails, the call is redone by the **log-space fallback** (`ln α̂`,
+//! `ln β̂`, log-sum-exp transition sums, each row as `Σ exp(ℓ − max ℓ)`, `O(L V^{k+1})`
+//! exponentials), whose only `ZeroProbability` is `p_t(x_t) = 0` exactly. Cost of the
+//! fast path: `O(L·V^{k+1})` multiply–adds (one more pass per step for the leave-one-out
+//! rows) and `O(L·V^k)` memory.
 
 use ndarray::ArrayViewMut2;
 
@@ -91,10 +108,49 @@ pub struct MarkovChainOracle {
     initial: Vec<f64>,
     /// `P`, row-major `[V^k, V]`.
     transition: Vec<f64>,
-    /// `ln π` (`-inf` where `π = 0`).
-    log_initial: Vec<f64>,
-    /// `ln P` (`-inf` where `P = 0`).
-    log_transition: Vec<f64>,
+    /// [`prior_support`] for this length.
+    support: Vec<bool>,
+}
+
+/// Whether each context has positive prior probability at each hidden position `m = 0..n`,
+/// `n = L − k + 1` (`[n, V^k]`; `π(h) > 0` at `m = 0`, then any supported predecessor with
+/// `P(h, u) > 0`; empty for `k = 0`): the states the backward pass keeps `β̂` on. Zero-prior
+/// contexts (e.g. containing a mask token) cannot contribute to any posterior, and their
+/// `β` can exceed every feasible state's by more than f64's range. `O(n V^{k+1})`
+/// comparisons, once per chain.
+fn prior_support(
+    vocab: usize,
+    order: usize,
+    len: usize,
+    initial: &[f64],
+    transition: &[f64],
+) -> Vec<bool> {
+    if order == 0 {
+        return Vec::new();
+    }
+    let v = vocab;
+    let s = initial.len();
+    let r = (s / v).max(1);
+    let n = len + 1 - order;
+    let mut reach = vec![false; n * s];
+    reach[..s]
+        .iter_mut()
+        .zip(initial)
+        .for_each(|(x, &p)| *x = p > 0.0);
+    for m in 1..n {
+        let (prev, cur) = reach.split_at_mut(m * s);
+        let prev = &prev[(m - 1) * s..];
+        for (h, row) in transition.chunks_exact(v).enumerate() {
+            if prev[h] {
+                let base = (h % r) * v;
+                cur[base..base + v]
+                    .iter_mut()
+                    .zip(row)
+                    .for_each(|(x, &q)| *x |= q > 0.0);
+            }
+        }
+    }
+    reach
 }
 
 /// `V^k` if `V^{k+1}` is within [`MAX_TRANSITION_ENTRIES`].
@@ -152,16 +208,13 @@ impl MarkovChainOracle {
         for row in transition.chunks_exact(vocab) {
             validate::distribution("transition", row, validate::SIMPLEX_TOL)?;
         }
-        let log_initial = initial.iter().map(|p| p.ln()).collect();
-        let log_transition = transition.iter().map(|p| p.ln()).collect();
         Ok(MarkovChainOracle {
             vocab,
             order,
             len,
+            support: prior_support(vocab, order, len, &initial, &transition),
             initial,
             transition,
-            log_initial,
-            log_transition,
         })
     }
 
@@ -300,6 +353,7 @@ impl MarkovChainOracle {
         check_len(len, self.order)?;
         Ok(MarkovChainOracle {
             len,
+            support: prior_support(self.vocab, self.order, len, &self.initial, &self.transition),
             ..self.clone()
         })
     }
@@ -336,11 +390,11 @@ impl MarkovChainOracle {
     }
 
     /// `ln α̃_{k−1}(h) = ln π(h) + Σ_{j<k, j ≠ skip} ln e_j(digit_j(h))` into `out`
-    /// (length `V^k`), from log emissions `le` (`[L, V]`).
+    /// (length `V^k`), from log emissions `le` (`[L, V]`). Run once per call: `O(k V^k)`.
     fn log_initial_weights(&self, le: &[f64], skip: Option<usize>, out: &mut [f64]) {
         let (v, k) = (self.vocab, self.order);
         for (h, a) in out.iter_mut().enumerate() {
-            let mut w = self.log_initial[h];
+            let mut w = self.initial[h].ln();
             let mut rem = h;
             for j in (0..k).rev() {
                 if w == f64::NEG_INFINITY {
@@ -355,17 +409,250 @@ impl MarkovChainOracle {
         }
     }
 
-    /// The prediction step in log space,
+    /// The linear prediction step `out(h') = Σ_{h → h'} alpha(h) P(h, last(h'))`
+    /// (`O(V^{k+1})`, no transcendental functions).
+    fn predict(&self, alpha: &[f64], out: &mut [f64]) {
+        let v = self.vocab;
+        let r = self.shift();
+        out.iter_mut().for_each(|x| *x = 0.0);
+        for (h, (&a, row)) in alpha
+            .iter()
+            .zip(self.transition.chunks_exact(v))
+            .enumerate()
+        {
+            if a == 0.0 {
+                continue;
+            }
+            let base = (h % r) * v;
+            out[base..base + v]
+                .iter_mut()
+                .zip(row)
+                .for_each(|(d, &q)| *d += a * q);
+        }
+    }
+
+    /// Forward pass (`k ≥ 1`) over log emissions `le` (`[L, V]`): the filtered laws
+    /// `α̂_m` (each summing to 1) for the hidden positions `m = 0..n`, `n = L − k + 1`
+    /// (token `i = k − 1 + m`), and the log scales `ln c_m`: `α̂_m ∝ s_m ⊙ e_i` with the
+    /// linear prediction `s_m = predict(α̂_{m−1})` and the emission applied by
+    /// [`emit_in_place`]. `None` when some `c_m` is 0 or a precision check of the module
+    /// docs' *Numerics* fails; callers then redo the work with the log-space fallback.
+    fn forward(&self, le: &[f64]) -> Option<Forward> {
+        let (v, k, l) = (self.vocab, self.order, self.len);
+        debug_assert!(k >= 1);
+        let s = self.initial.len();
+        let n = l - k + 1;
+        let mut alpha = vec![0.0; n * s];
+        let mut c = vec![0.0; n];
+        let mut lw = vec![0.0; s];
+        let mut scratch = vec![0.0; v];
+        self.log_initial_weights(le, None, &mut lw);
+        let mut shift = exp_shifted(&lw, &mut alpha[..s]);
+        for m in 0..n {
+            if m > 0 {
+                let (prev, cur) = alpha.split_at_mut(m * s);
+                let cur = &mut cur[..s];
+                let prev = &prev[(m - 1) * s..];
+                self.predict(prev, cur);
+                if !covers(prev, cur) {
+                    return None;
+                }
+                let i = k - 1 + m;
+                let safe;
+                (shift, safe) = emit_in_place(cur, &le[i * v..(i + 1) * v], &mut scratch);
+                if !safe {
+                    return None;
+                }
+            }
+            let cur = &mut alpha[m * s..(m + 1) * s];
+            let total: f64 = cur.iter().sum();
+            if shift == f64::NEG_INFINITY || total <= 0.0 || !total.is_finite() {
+                return None;
+            }
+            let inv = 1.0 / total;
+            cur.iter_mut().for_each(|a| *a *= inv);
+            c[m] = shift + total.ln();
+        }
+        Some(Forward { alpha, c })
+    }
+
+    /// Backward pass: calls `visit(m, β̂_m, s_m)` for `m = n − 1, …, 0`, with `β̂_m`
+    /// linear, proportional to `p(x_t^{>i} | h_i = h)` (`β̂_{n−1} = 1`) and scaled so its
+    /// maximum is 1,
+    ///
+    /// ```text
+    /// β̂_{m−1}(h) ∝ Σ_u P(h, u) [e_i(u) β̂_m((h mod r) V + u)],
+    /// ```
+    ///
+    /// the bracket formed by [`emit_in_place`]. With `loo`, `s_m` is the one-step
+    /// prediction (`s_0 = π`, `s_m = predict(α̂_{m−1})`, one more `O(V^{k+1})` pass per
+    /// step); otherwise `s_m` is empty. `β̂_m` is kept only on the contexts of positive
+    /// prior probability ([`prior_support`]), so an unreachable context (whose `β` may be
+    /// far larger) never sets the scale. `false` if a precision check (module docs,
+    /// *Numerics*) fails.
+    fn backward(
+        &self,
+        le: &[f64],
+        fw: &Forward,
+        loo: bool,
+        mut visit: impl FnMut(usize, &[f64], &[f64]),
+    ) -> bool {
+        let (v, k) = (self.vocab, self.order);
+        let s = self.initial.len();
+        let n = fw.c.len();
+        let r = self.shift();
+        let mut beta = vec![1.0; s];
+        let mut emitted = vec![0.0; s];
+        let mut pred = Vec::new();
+        let mut scratch = vec![0.0; v];
+        let prediction = |m: usize, out: &mut Vec<f64>| {
+            out.resize(s, 0.0);
+            if m == 0 {
+                out.copy_from_slice(&self.initial);
+            } else {
+                self.predict(&fw.alpha[(m - 1) * s..m * s], out);
+            }
+        };
+        if loo {
+            prediction(n - 1, &mut pred);
+        }
+        for m in (0..n).rev() {
+            visit(m, &beta, &pred);
+            if m > 0 {
+                let i = k - 1 + m;
+                emitted.copy_from_slice(&beta);
+                if !emit_in_place(&mut emitted, &le[i * v..(i + 1) * v], &mut scratch).1 {
+                    return false;
+                }
+                if loo {
+                    prediction(m - 1, &mut pred);
+                }
+                let reach = &self.support[(m - 1) * s..m * s];
+                let mut max = 0.0f64;
+                for (h, (b, row)) in beta
+                    .iter_mut()
+                    .zip(self.transition.chunks_exact(v))
+                    .enumerate()
+                {
+                    *b = if reach[h] {
+                        let base = (h % r) * v;
+                        row.iter()
+                            .zip(&emitted[base..base + v])
+                            .map(|(&q, &x)| q * x)
+                            .sum()
+                    } else {
+                        0.0
+                    };
+                    max = max.max(*b);
+                }
+                // `emitted` has maximum 1 and rows of `P` sum to 1: a maximum below the
+                // floor means the lost (underflowed) terms might not be negligible.
+                if max < PRODUCT_FLOOR || !max.is_finite() {
+                    return false;
+                }
+                let inv = 1.0 / max;
+                beta.iter_mut().for_each(|b| *b *= inv);
+            }
+        }
+        true
+    }
+
+    /// Token posteriors (`loo = false`) or leave-one-out posteriors (`loo = true`) into
+    /// `out`, each row normalised. `false` when `p_t(x_t) = 0`.
+    ///
+    /// Position `i = k − 1 + m ≥ k` gets `Σ_{last(h) = v} α̂_m(h) β̂_m(h)`, and its
+    /// leave-one-out row the same with the prediction `s_m` (the emission at `i` left out):
+    /// `p(x_0^i = v, x_t^{−i}) ∝ Σ_{last(h) = v} [Σ_{h' → h} α̂_{i−1}(h') P(h', v)]
+    /// β̂_i(h)`. The first `k` tokens come from `α̃_{k−1}(h) β̂_0(h)`, with `e_j` left out of
+    /// `α̃` for the leave-one-out row `j < k` (formed in log space, once per call). Each
+    /// product of two linear factors is formed by [`weigh`], so a conflict between the
+    /// past and the future cannot underflow a feasible row.
+    fn smooth(&self, le: &[f64], loo: bool, out: &mut ArrayViewMut2<'_, f64>) -> bool {
+        let (v, k) = (self.vocab, self.order);
+        out.fill(0.0);
+        if k == 0 {
+            let mut lw = vec![0.0; v];
+            let mut w = vec![0.0; v];
+            for (i, lei) in le.chunks_exact(v).enumerate() {
+                // ln π_u + ln e_u, shifted by the maximum: a tiny prior mass times a tiny
+                // emission must not underflow to an impossible observation.
+                lw.iter_mut()
+                    .zip(self.transition[..v].iter().zip(lei))
+                    .for_each(|(w, (a, b))| *w = a.ln() + b);
+                if exp_shifted(&lw, &mut w) == f64::NEG_INFINITY {
+                    return false;
+                }
+                if loo {
+                    w.copy_from_slice(&self.transition[..v]);
+                }
+                out.row_mut(i).iter_mut().zip(&w).for_each(|(o, &p)| *o = p);
+            }
+            return normalise_rows(out);
+        }
+        let Some(fw) = self.forward(le) else {
+            return self.log_smooth(le, loo, out);
+        };
+        let s = self.initial.len();
+        let mut lw = vec![0.0; s];
+        let mut w = vec![0.0; s];
+        let mut accurate = true;
+        let complete = self.backward(le, &fw, loo, |m, beta, pred| {
+            if m == 0 {
+                let skips: Vec<Option<usize>> = if loo {
+                    (0..k).map(Some).collect()
+                } else {
+                    vec![None]
+                };
+                for skip in skips {
+                    self.log_initial_weights(le, skip, &mut lw);
+                    lw.iter_mut().zip(beta).for_each(|(x, &b)| *x += b.ln());
+                    exp_shifted(&lw, &mut w);
+                    match skip {
+                        Some(j) => {
+                            let place = v.pow((k - 1 - j) as u32);
+                            for (h, &g) in w.iter().enumerate() {
+                                out[[j, (h / place) % v]] += g;
+                            }
+                        }
+                        None => {
+                            for (h, &g) in w.iter().enumerate() {
+                                if g != 0.0 {
+                                    self.scatter_digits(h, g, out);
+                                }
+                            }
+                        }
+                    }
+                }
+            } else {
+                let forward = if loo {
+                    pred
+                } else {
+                    &fw.alpha[m * s..(m + 1) * s]
+                };
+                accurate &= weigh(forward, beta, &mut w);
+                let mut row = out.row_mut(k - 1 + m);
+                for chunk in w.chunks_exact(v) {
+                    row.iter_mut().zip(chunk).for_each(|(o, &g)| *o += g);
+                }
+            }
+        });
+        if complete && accurate && normalise_rows(out) {
+            return true;
+        }
+        self.log_smooth(le, loo, out)
+    }
+
+    /// The prediction step of the log-space fallback (module docs, *Numerics*),
     /// `out(h') = ln Σ_{h → h'} exp(la(h)) P(h, last(h'))`, over the `V` predecessors
     /// `h = a·r + ⌊h'/V⌋` of each `h'` (`k ≥ 1`); `buf` has length `V`.
-    fn log_predict(&self, la: &[f64], out: &mut [f64], buf: &mut [f64]) {
+    fn log_predict(&self, lt: &[f64], la: &[f64], out: &mut [f64], buf: &mut [f64]) {
         let v = self.vocab;
         let r = self.shift();
         for (hn, o) in out.iter_mut().enumerate() {
             let (b, u) = (hn / v, hn % v);
             for (a, t) in buf.iter_mut().enumerate() {
                 let h = a * r + b;
-                *t = la[h] + self.log_transition[h * v + u];
+                *t = la[h] + lt[h * v + u];
             }
             *o = log_sum_exp(buf);
         }
@@ -375,7 +662,7 @@ impl MarkovChainOracle {
     /// normalised `ln α̂_m` (`LSE_h ln α̂_m(h) = 0`) for the hidden positions `m = 0..n`,
     /// `n = L − k + 1` (token `i = k − 1 + m`), and the log scales `ln c_m`. `None` when
     /// some `c_m = 0`, i.e. `p_t(x_t) = 0`.
-    fn forward(&self, le: &[f64]) -> Option<Forward> {
+    fn log_forward(&self, lt: &[f64], le: &[f64]) -> Option<LogForward> {
         let (v, k, l) = (self.vocab, self.order, self.len);
         debug_assert!(k >= 1);
         let s = self.initial.len();
@@ -388,7 +675,7 @@ impl MarkovChainOracle {
             if m > 0 {
                 let (prev, cur) = alpha.split_at_mut(m * s);
                 let cur = &mut cur[..s];
-                self.log_predict(&prev[(m - 1) * s..], cur, &mut buf);
+                self.log_predict(lt, &prev[(m - 1) * s..], cur, &mut buf);
                 let i = k - 1 + m;
                 let ei = &le[i * v..(i + 1) * v];
                 for (h, a) in cur.iter_mut().enumerate() {
@@ -403,12 +690,18 @@ impl MarkovChainOracle {
             cur.iter_mut().for_each(|a| *a -= total);
             c[m] = total;
         }
-        Some(Forward { alpha, c })
+        Some(LogForward { alpha, c })
     }
 
     /// Backward pass in log space: calls `visit(m, ln β̂_m)` for `m = n − 1, …, 0`, with
     /// `ln β̂_{m−1}(h) = ln Σ_u P(h, u) e_i(u) β̂_m((h mod r) V + u) − ln c_m`.
-    fn backward(&self, le: &[f64], fw: &Forward, mut visit: impl FnMut(usize, &[f64])) {
+    fn log_backward(
+        &self,
+        lt: &[f64],
+        le: &[f64],
+        fw: &LogForward,
+        mut visit: impl FnMut(usize, &[f64]),
+    ) {
         let (v, k) = (self.vocab, self.order);
         let s = self.initial.len();
         let r = self.shift();
@@ -424,7 +717,7 @@ impl MarkovChainOracle {
                 for (h, bp) in beta_prev.iter_mut().enumerate() {
                     let base = (h % r) * v;
                     for (u, t) in buf.iter_mut().enumerate() {
-                        *t = self.log_transition[h * v + u] + ei[u] + beta[base + u];
+                        *t = lt[h * v + u] + ei[u] + beta[base + u];
                     }
                     *bp = log_sum_exp(&buf) - c;
                 }
@@ -433,8 +726,11 @@ impl MarkovChainOracle {
         }
     }
 
-    /// Token posteriors (`loo = false`) or leave-one-out posteriors (`loo = true`) into
-    /// `out`, each row normalised. `false` when `p_t(x_t) = 0`.
+    /// The log-space fallback of [`smooth`](Self::smooth) (module docs, *Numerics*), for
+    /// the rare `x_t` whose past and future disagree beyond f64's range: token posteriors
+    /// (`loo = false`) or leave-one-out posteriors (`loo = true`) into `out`, each row
+    /// normalised, from `ln α̂`, `ln β̂` with every transition sum a log-sum-exp
+    /// (`O(L V^{k+1})` exponentials). `false` when `p_t(x_t) = 0`.
     ///
     /// Leave-one-out (module docs' notation): for `i ≥ k` the emission at `i` is left out of
     /// `γ`, i.e. `p(x_0^i = v, x_t^{−i}) ∝ Σ_{last(h) = v} [Σ_{h' → h} α̂_{i−1}(h') P(h', v)]
@@ -444,39 +740,19 @@ impl MarkovChainOracle {
     /// `Σ exp(ℓ(h) − max ℓ)` and then normalised, so neither the smoothed marginals nor the
     /// leave-one-out rows (whose scale `1 / p(x_t^i | x_t^{−i})` may be far outside f64's
     /// range) underflow.
-    fn smooth(&self, le: &[f64], loo: bool, out: &mut ArrayViewMut2<'_, f64>) -> bool {
+    fn log_smooth(&self, le: &[f64], loo: bool, out: &mut ArrayViewMut2<'_, f64>) -> bool {
         let (v, k) = (self.vocab, self.order);
+        debug_assert!(k >= 1);
         out.fill(0.0);
-        if k == 0 {
-            let lpi = &self.log_transition[..v];
-            let mut lw = vec![0.0; v];
-            let mut w = vec![0.0; v];
-            for (i, lei) in le.chunks_exact(v).enumerate() {
-                // ln π_u + ln e_u, shifted by the maximum: a tiny prior mass times a tiny
-                // emission must not underflow to an impossible observation.
-                lw.iter_mut()
-                    .zip(lpi.iter().zip(lei))
-                    .for_each(|(w, (a, b))| *w = a + b);
-                if log_sum_exp(&lw) == f64::NEG_INFINITY {
-                    return false;
-                }
-                if loo {
-                    w.copy_from_slice(&self.transition[..v]);
-                } else {
-                    exp_shifted(&lw, &mut w);
-                }
-                out.row_mut(i).iter_mut().zip(&w).for_each(|(o, &p)| *o = p);
-            }
-            return normalise_rows(out);
-        }
-        let Some(fw) = self.forward(le) else {
+        let lt: Vec<f64> = self.transition.iter().map(|p| p.ln()).collect();
+        let Some(fw) = self.log_forward(&lt, le) else {
             return false;
         };
         let s = self.initial.len();
         let mut lw = vec![0.0; s];
         let mut w = vec![0.0; s];
         let mut buf = vec![0.0; v];
-        self.backward(le, &fw, |m, lb| {
+        self.log_backward(&lt, le, &fw, |m, lb| {
             let la = &fw.alpha[m * s..(m + 1) * s];
             if m == 0 {
                 if loo {
@@ -503,7 +779,7 @@ impl MarkovChainOracle {
             } else {
                 let i = k - 1 + m;
                 if loo {
-                    self.log_predict(&fw.alpha[(m - 1) * s..m * s], &mut lw, &mut buf);
+                    self.log_predict(&lt, &fw.alpha[(m - 1) * s..m * s], &mut lw, &mut buf);
                     lw.iter_mut().zip(lb).for_each(|(x, &b)| *x += b);
                 } else {
                     lw.iter_mut()
@@ -520,6 +796,94 @@ impl MarkovChainOracle {
     }
 }
 
+/// `x(h) ← x(h) e(last(h)) / exp(shift)` in place for `x ≥ 0` of length a multiple of
+/// `V = le.len()` (so `last(h) = h mod V`), with the emission known by its logarithm
+/// `le = ln e` and `shift = max_h ln(x(h) e(last(h)))`, returned (`-inf`, and `x` all 0,
+/// when every product is 0). The largest result is 1 up to rounding, and no feasible
+/// product underflows because `e` is tiny: the emission is applied per token as the
+/// factor `f(u) = exp(le(u) − shift)`, finite since `le(u) − shift ≤ −ln max_{last(h)=u}
+/// x(h)`; a token whose largest `x` is subnormal falls back to `exp(ln x + le − shift)`
+/// per state. Cost `O(len)` multiplications plus `O(V)` logarithms and exponentials.
+/// `scratch` has length `V`.
+fn emit_in_place(x: &mut [f64], le: &[f64], scratch: &mut [f64]) -> (f64, bool) {
+    let v = le.len();
+    debug_assert_eq!(x.len() % v, 0);
+    let xmax = scratch;
+    xmax.iter_mut().for_each(|m| *m = 0.0);
+    for chunk in x.chunks_exact(v) {
+        xmax.iter_mut()
+            .zip(chunk)
+            .for_each(|(m, &xh)| *m = m.max(xh));
+    }
+    let shift = xmax
+        .iter()
+        .zip(le)
+        .filter(|&(&m, &l)| m > 0.0 && l > f64::NEG_INFINITY)
+        .map(|(&m, &l)| m.ln() + l)
+        .fold(f64::NEG_INFINITY, f64::max);
+    if shift == f64::NEG_INFINITY {
+        x.iter_mut().for_each(|xh| *xh = 0.0);
+        return (shift, false);
+    }
+    // A state lost to underflow in `x` (below `2^{−1022} max x`) times the largest
+    // emission stays negligible against `exp(shift)` unless the emission moved the mass
+    // onto states more than `2^{60}` below the maximum of `x`.
+    let x_all = xmax.iter().fold(0.0f64, |m, &x| m.max(x));
+    let le_max = le.iter().fold(f64::NEG_INFINITY, |m, &l| m.max(l));
+    let safe = shift >= x_all.ln() + le_max + PRODUCT_FLOOR.ln();
+    // Per-token factor; -1 marks a token handled per state.
+    let factor = xmax;
+    for (f, &l) in factor.iter_mut().zip(le) {
+        *f = if *f == 0.0 || l == f64::NEG_INFINITY {
+            0.0
+        } else if *f >= f64::MIN_POSITIVE {
+            (l - shift).exp()
+        } else {
+            -1.0
+        };
+    }
+    for chunk in x.chunks_exact_mut(v) {
+        for ((xh, &f), &l) in chunk.iter_mut().zip(factor.iter()).zip(le) {
+            *xh = if f >= 0.0 {
+                *xh * f
+            } else if *xh > 0.0 {
+                (xh.ln() + l - shift).exp()
+            } else {
+                0.0
+            };
+        }
+    }
+    (shift, safe)
+}
+
+/// Whether the linear prediction `next` from `prev` kept its precision: its maximum is at
+/// least `2^{−60} max prev`, so the contributions of states of `prev` lost to underflow are
+/// negligible.
+fn covers(prev: &[f64], next: &[f64]) -> bool {
+    let pmax = prev.iter().fold(0.0f64, |m, &x| m.max(x));
+    let nmax = next.iter().fold(0.0f64, |m, &x| m.max(x));
+    nmax > 0.0 && nmax >= pmax * PRODUCT_FLOOR
+}
+
+/// `out(h) = a(h) b(h)` for non-negative `a`, `b`; `true` when the largest product is at
+/// least `2^{−60} max a · max b`. Then every product lost to underflow, or to the
+/// underflow of one factor relative to its maximum, is below f64's range relative to the
+/// largest and the row is accurate; `false` flags the past and the future disagreeing
+/// beyond f64's range, for the log-space fallback.
+fn weigh(a: &[f64], b: &[f64], out: &mut [f64]) -> bool {
+    let amax = a.iter().fold(0.0f64, |m, &x| m.max(x));
+    let bmax = b.iter().fold(0.0f64, |m, &x| m.max(x));
+    let mut max = 0.0f64;
+    for (o, (&x, &y)) in out.iter_mut().zip(a.iter().zip(b)) {
+        *o = x * y;
+        max = max.max(*o);
+    }
+    max > 0.0 && max >= amax * bmax * PRODUCT_FLOOR
+}
+
+/// `2^{−60}`: below this fraction of `max a · max b`, [`weigh`] flags a product row.
+const PRODUCT_FLOOR: f64 = 8.673_617_379_884_035e-19;
+
 /// Divide every row by its sum (each row holds positive weights whose largest is 1 up to
 /// the scatter into `V` bins); `false` if some row has no positive mass.
 fn normalise_rows(out: &mut ArrayViewMut2<'_, f64>) -> bool {
@@ -533,8 +897,15 @@ fn normalise_rows(out: &mut ArrayViewMut2<'_, f64>) -> bool {
     true
 }
 
-/// The forward variables in log space: `ln α̂` (`[n, V^k]`, each row log-normalised) and
-/// the log scales `ln c` (`[n]`).
+/// The log-space forward variables of the fallback: `ln α̂` (`[n, V^k]`, each row
+/// log-normalised) and `ln c` (`[n]`).
+struct LogForward {
+    alpha: Vec<f64>,
+    c: Vec<f64>,
+}
+
+/// The forward variables: the filtered laws `α̂_m` (`[n, V^k]`, each row summing to 1) and
+/// the log scales `ln c_m` (`[n]`).
 struct Forward {
     alpha: Vec<f64>,
     c: Vec<f64>,
@@ -569,7 +940,7 @@ impl ExactPosterior for MarkovChainOracle {
         Ok(lp)
     }
 
-    /// `Σ_i ln c_i + Σ_i ln m_i` from the forward pass in log space (module docs).
+    /// `Σ_i ln c_i + Σ_i ln m_i` from the scaled forward pass (module docs).
     fn log_prob_xt(&self, xt: &[u32], channel: &dyn Channel) -> Result<f64> {
         let v = self.vocab;
         let em = emissions(xt, channel, self.len, v)?;
@@ -578,7 +949,7 @@ impl ExactPosterior for MarkovChainOracle {
         }
         let le = em.log();
         let ll = if self.order == 0 {
-            let lpi = &self.log_transition[..v];
+            let lpi: Vec<f64> = self.transition[..v].iter().map(|p| p.ln()).collect();
             let mut buf = vec![0.0; v];
             le.chunks_exact(v)
                 .map(|lei| {
@@ -591,7 +962,13 @@ impl ExactPosterior for MarkovChainOracle {
         } else {
             match self.forward(&le) {
                 Some(fw) => fw.c.iter().sum(),
-                None => f64::NEG_INFINITY,
+                None => {
+                    let lt: Vec<f64> = self.transition.iter().map(|p| p.ln()).collect();
+                    match self.log_forward(&lt, &le) {
+                        Some(fw) => fw.c.iter().sum(),
+                        None => f64::NEG_INFINITY,
+                    }
+                }
             }
         };
         Ok(ll + em.log_scale)
@@ -651,7 +1028,7 @@ impl ExactPosterior for MarkovChainOracle {
         let mut w = vec![0.0; v];
         if k == 0 {
             // Each token ∝ π_u e_u, formed in log space and shifted by its maximum.
-            let lpi = &self.log_transition[..v];
+            let lpi: Vec<f64> = self.transition[..v].iter().map(|p| p.ln()).collect();
             for (xi, lei) in x.iter_mut().zip(le.chunks_exact(v)) {
                 lw.iter_mut()
                     .zip(lpi.iter().zip(lei))
@@ -663,23 +1040,37 @@ impl ExactPosterior for MarkovChainOracle {
             }
             return Ok(x);
         }
-        let fw = self.forward(&le).ok_or_else(zero_evidence)?;
+        // α̂ linear from the fast forward pass, or ln α̂ from the log-space fallback.
+        let (alpha, log_alpha) = match self.forward(&le) {
+            Some(fw) => (fw.alpha, false),
+            None => {
+                let lt: Vec<f64> = self.transition.iter().map(|p| p.ln()).collect();
+                let fw = self.log_forward(&lt, &le).ok_or_else(zero_evidence)?;
+                (fw.alpha, true)
+            }
+        };
         let s = self.initial.len();
         let r = self.shift();
-        let n = fw.c.len();
-        let mut last = vec![0.0; s];
-        exp_shifted(&fw.alpha[(n - 1) * s..], &mut last);
-        let mut h = inverse_cdf(&last, rng.uniform());
+        let n = alpha.len() / s;
+        let mut h = if log_alpha {
+            let mut last = vec![0.0; s];
+            exp_shifted(&alpha[(n - 1) * s..], &mut last);
+            inverse_cdf(&last, rng.uniform())
+        } else {
+            inverse_cdf(&alpha[(n - 1) * s..], rng.uniform())
+        };
         for m in (1..n).rev() {
             let (base, u) = (h / v, h % v);
             x[k - 1 + m] = u as u32;
-            let prev = &fw.alpha[(m - 1) * s..m * s];
+            let prev = &alpha[(m - 1) * s..m * s];
             for (a, t) in lw.iter_mut().enumerate() {
                 let hp = a * r + base;
-                *t = prev[hp] + self.log_transition[hp * v + u];
+                let la = if log_alpha { prev[hp] } else { prev[hp].ln() };
+                *t = la + self.transition[hp * v + u].ln();
             }
             // h is reachable (it was drawn with positive weight), so some predecessor has
-            // positive weight; the shift makes the largest weight exactly 1.
+            // positive weight; the products are formed in log space (V logarithms per
+            // step) and shifted so the largest weight is exactly 1.
             if exp_shifted(&lw, &mut w) == f64::NEG_INFINITY {
                 return Err(Error::Numerical {
                     what: "MarkovChainOracle::sample_x0_given_xt",
