@@ -203,7 +203,13 @@ fn table(md: &mut String, v: &Value) -> std::fmt::Result {
                 None => write!(md, " — |")?,
             }
         }
-        let nfe = r["nfe"].as_u64().map_or("—".to_string(), |n| n.to_string());
+        // Whole counts print as integers; adaptive decoders report a mean (a float).
+        let nfe = match (r["nfe"].as_u64(), r["nfe"].as_f64()) {
+            (Some(n), _) => n.to_string(),
+            (None, Some(x)) if x.fract() == 0.0 => format!("{x:.0}"),
+            (None, Some(x)) => format!("{x:.1}"),
+            _ => "—".to_string(),
+        };
         let wall = r["wall_s"].as_f64().map_or("—".to_string(), |w| {
             if w == 0.0 {
                 "—".to_string()
