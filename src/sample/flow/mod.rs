@@ -21,3 +21,57 @@ mod solver;
 pub use corrector::CorrectorSchedule;
 pub use metric::MetricSolver;
 pub use solver::MixtureSolver;
+
+use ndarray::{Array3, ArrayViewMut2};
+
+use crate::backend::steps::StepRng;
+use crate::error::{Error, Result};
+
+/// The argument checks shared by [`MixtureSolver::step`] and [`MetricSolver::step`]: `k`
+/// before the last step, the denoiser's `V` equal to the path's `v`, `logits [B, L, V]`,
+/// `tokens [B, L]` with `B, L ≥ 1` and ids `< V`, `streams` of length `B`. Returns the
+/// step as the RNG's `u32` counter.
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn check_step_args(
+    k: usize,
+    num_steps: usize,
+    v: usize,
+    denoiser_vocab: usize,
+    tokens: &ArrayViewMut2<'_, u32>,
+    logits: &Array3<f32>,
+    seed: u64,
+    streams: &[u64],
+) -> Result<u32> {
+    if k >= num_steps {
+        return Err(Error::invalid(
+            "k",
+            format!("step {k} is past the last step {}", num_steps - 1),
+        ));
+    }
+    if denoiser_vocab != v {
+        return Err(Error::shape(
+            "denoiser",
+            format!("vocab_size {v} (the path's)"),
+            format!("vocab_size {denoiser_vocab}"),
+        ));
+    }
+    let (b, l) = tokens.dim();
+    if logits.dim() != (b, l, v) {
+        return Err(Error::shape(
+            "logits",
+            format!("[{b}, {l}, {v}]"),
+            format!("{:?}", logits.shape()),
+        ));
+    }
+    crate::kernel::path::mixture::check_batch(
+        b,
+        l,
+        &StepRng {
+            seed,
+            streams,
+            step: 0,
+        },
+    )?;
+    crate::validate::tokens("tokens", tokens.iter(), v)?;
+    u32::try_from(k).map_err(|_| Error::invalid("k", "step exceeds u32"))
+}

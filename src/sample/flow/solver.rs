@@ -11,7 +11,7 @@ use crate::kernel::path::MixturePath;
 use crate::kernel::path::mixture::check_div_free;
 use crate::model::Denoiser;
 use crate::rng::{CounterRng, Purpose, RngKey};
-use crate::sample::flow::CorrectorSchedule;
+use crate::sample::flow::{CorrectorSchedule, check_step_args};
 use crate::schedule::Schedule;
 
 /// Validate a flow-time grid: at least two points, strictly increasing, in `[0, 1]`.
@@ -253,41 +253,20 @@ impl<S: Schedule> MixtureSolver<S> {
         seed: u64,
         streams: &[u64],
     ) -> Result<usize> {
-        if k >= self.num_steps() {
-            return Err(Error::invalid(
-                "k",
-                format!("step {k} is past the last step {}", self.num_steps() - 1),
-            ));
-        }
         let v = self.path.vocab_size();
-        if denoiser.vocab_size() != v {
-            return Err(Error::shape(
-                "denoiser",
-                format!("vocab_size {v} (the path's)"),
-                format!("vocab_size {}", denoiser.vocab_size()),
-            ));
-        }
-        let (b, l) = tokens.dim();
-        if logits.dim() != (b, l, v) {
-            return Err(Error::shape(
-                "logits",
-                format!("[{b}, {l}, {v}]"),
-                format!("{:?}", logits.shape()),
-            ));
-        }
-        crate::kernel::path::mixture::check_batch(
-            b,
-            l,
-            &StepRng {
-                seed,
-                streams,
-                step: 0,
-            },
+        let step = check_step_args(
+            k,
+            self.num_steps(),
+            v,
+            denoiser.vocab_size(),
+            &tokens,
+            logits,
+            seed,
+            streams,
         )?;
-        crate::validate::tokens("tokens", tokens.iter(), v)?;
+        let b = tokens.nrows();
         let (s, s_next) = (self.grid[k], self.grid[k + 1]);
         let last = k + 1 == self.num_steps();
-        let step = u32::try_from(k).map_err(|_| Error::invalid("k", "step exceeds u32"))?;
         let rng = StepRng {
             seed,
             streams,
