@@ -884,9 +884,10 @@ fn render(
             "Best of {} repetitions over a {} MiB `f32` array (`examples/roofline.rs`). A fused \
              step reads each logit it uses once, so its bound is the streaming read rate at \
              the same thread count. The exp rows are portable (SSE2) builds, shown for \
-             reference: the CPU backend selects AVX2 or AVX-512 at run time and its exp \
-             (≈ 1.85 G/s per core with AVX-512 in `cargo bench --bench backend_summarize`) \
-             is faster, so they do not bound it.\n",
+             reference: the CPU backend selects AVX2 or AVX-512 at run time and its pass \
+             (exp with fused multiply-adds, ≈ 2.7 G logits/s per core with AVX-512 in \
+             `cargo bench --bench backend_summarize -- in_cache`) is faster, so they do not \
+             bound it.\n",
             j["reps"], j["array_mib"]
         );
         let _ = writeln!(
@@ -1143,8 +1144,9 @@ fn render(
         "The roofline bound is the streaming read rate. The exp rows of the roofline table are a \
          scalar `f64::exp` and a portable polynomial `f32` exp auto-vectorised for the baseline \
          x86-64 target (SSE2); the CPU backend's own exp runs on AVX2/AVX-512 (selected at run \
-         time) and is faster, so those rows are reference points, not its bound. The backend is \
-         exp-bound at about 1.85 G exp/s per core (AVX-512).",
+         time) and is faster, so those rows are reference points, not its bound. The backend's \
+         pass (maximum, exp with fused multiply-adds, `f64` sums) runs at about 2.7 G logits/s \
+         per core in cache (AVX-512), so two cores come close to the streaming bound.",
         "Fast-dLLM's threshold step has no PyTorch reference script; it is compared with \
          LLaDA's greedy step, which does the same per-position work (argmax and softmax \
          confidence) plus a top-k instead of a threshold.",

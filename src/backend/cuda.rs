@@ -33,7 +33,8 @@
 //!    the CPU's pass does, and assigns each block the running maximum at its turn;
 //! 3. the block sums `Σ exp(x − m)`, `Σ exp(x − m)(x − m)`, `Σ exp((x − m)τ⁻¹)` with the
 //!    CPU's [`exp_nonpositive`](crate::backend::cpu::exp::exp_nonpositive) (same `f32`
-//!    operations; NVRTC runs with `--fmad=false --ftz=false`), added into **16 `f64` lanes
+//!    operations, its fused multiply-adds as `__fmaf_rn`; NVRTC runs with
+//!    `--fmad=false --ftz=false` so that it fuses nothing else), added into **16 `f64` lanes
 //!    in the CPU's order** (lane `c` adds ids `c, c + 16, …, c + 240` one after the other)
 //!    and reduced by the CPU's pairwise tree;
 //! 4. thread 0 rescales the block sums to the row maximum in block order, forms
@@ -155,9 +156,10 @@ pub fn device_count() -> Result<usize> {
     })
 }
 
-/// The NVRTC options the kernels need: IEEE `f32` arithmetic exactly as written (no fused
-/// multiply-add, no flush-to-zero, IEEE division and square root), so that the kernel
-/// repeats the CPU backend's operations bit for bit.
+/// The NVRTC options the kernels need: IEEE `f32` arithmetic exactly as written (no
+/// multiply-add contraction beyond the source's explicit `__fmaf_rn`, no flush-to-zero,
+/// IEEE division and square root), so that the kernel repeats the CPU backend's operations
+/// bit for bit.
 pub fn nvrtc_options() -> CompileOptions {
     CompileOptions {
         ftz: Some(false),

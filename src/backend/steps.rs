@@ -43,6 +43,7 @@ pub use mdlm::{MdlmStep, mdlm_ancestral_step, mdlm_stay_probability};
 pub use sedd::{SeddAbsorbingStep, sedd_absorbing_stay_probability, sedd_analytic_absorbing_step};
 
 use ndarray::{Array2, ArrayView2, ArrayView3, ArrayViewMut2};
+use rayon::prelude::*;
 
 use super::{Backend, BatchRng, RowSpec, RowSummary};
 use crate::error::{Error, Result};
@@ -89,6 +90,35 @@ impl<'a> StepRng<'a> {
         debug_assert!(b < self.streams.len() && i <= u32::MAX as usize);
         let key = RngKey::for_stream(self.seed, self.streams[b]);
         CounterRng::new(key, purpose, self.step, i as u32).uniform()
+    }
+
+    /// The routing decisions of a mixture step: `true` at the positions holding `mask_id`
+    /// whose [`Purpose::ROUTING`] uniform is `≥ stay` (the positions that leave the mask
+    /// and whose rows are read). The same numbers as [`StepRng::uniform`], computed with
+    /// one key derivation per sequence and the sequences in parallel (rayon's current
+    /// pool): `O(B·L)` work, no allocation beyond the `[B, L]` result.
+    pub(crate) fn route_masked(
+        &self,
+        tokens: ArrayView2<'_, u32>,
+        mask_id: u32,
+        stay: f64,
+    ) -> Array2<bool> {
+        let (b, l) = tokens.dim();
+        debug_assert!(b <= self.streams.len() && l <= u32::MAX as usize + 1);
+        let mut select = vec![false; b * l];
+        if l > 0 {
+            select.par_chunks_mut(l).enumerate().for_each(|(bi, sel)| {
+                let key = RngKey::for_stream(self.seed, self.streams[bi]);
+                for (i, (s, &x)) in sel.iter_mut().zip(tokens.row(bi)).enumerate() {
+                    if x == mask_id {
+                        let u =
+                            CounterRng::new(key, Purpose::ROUTING, self.step, i as u32).uniform();
+                        *s = u >= stay;
+                    }
+                }
+            });
+        }
+        Array2::from_shape_vec((b, l), select).expect("b·l booleans")
     }
 }
 

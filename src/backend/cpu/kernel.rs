@@ -17,7 +17,8 @@
 //! maximum once per row — the "online rescaling" without a per-element rescale — and
 //! walks them for the inverse-CDF draw. Memory traffic is one read of the row.
 //!
-//! All arithmetic is IEEE `f32`/`f64` `+ − ×` in a fixed order on explicit lane arrays (no
+//! All arithmetic is IEEE `f32`/`f64` `+ − ×`, plus the fused multiply-adds that the exp
+//! specifies ([`super::exp`]), in a fixed order on explicit lane arrays (no other
 //! `mul_add`, no reassociation), so every dispatch path returns identical bits; the
 //! compiler auto-vectorises the lane loops to the width of the enabled instruction set,
 //! except the `f64` lane accumulation on AVX-512, which is written with intrinsics (the
@@ -34,9 +35,11 @@ pub(crate) const BLOCK: usize = 256;
 /// The instruction set the hot loops run on. Every level returns bit-identical results.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum Simd {
-    /// Baseline code of the compilation target (SSE2 on `x86_64`).
+    /// Baseline code of the compilation target (SSE2 on `x86_64`, where the exp's fused
+    /// multiply-adds become `libm` calls: exact, but about 50× slower than AVX-512).
     Portable,
-    /// AVX2 + FMA (`x86_64`, detected at run time; FMA is enabled but never used to fuse).
+    /// AVX2 + FMA (`x86_64`, detected at run time; FMA runs the exp's specified fused
+    /// multiply-adds and fuses nothing else).
     Avx2,
     /// AVX-512 F/DQ/VL/BW (`x86_64`, detected at run time).
     Avx512,

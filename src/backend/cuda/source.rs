@@ -22,8 +22,11 @@ pub const PRELUDE_C: &str = r#"
 #define DD_FN static __device__ __forceinline__
 static __device__ __forceinline__ unsigned dd_f2u(float x) { return __float_as_uint(x); }
 static __device__ __forceinline__ float dd_u2f(unsigned x) { return __uint_as_float(x); }
+static __device__ __forceinline__ float dd_fma(float a, float b, float c) { return __fmaf_rn(a, b, c); }
 #else
+#include <math.h>
 #include <string.h>
+static inline float dd_fma(float a, float b, float c) { return fmaf(a, b, c); }
 #define DD_FN static inline
 static inline unsigned dd_f2u(float x) { unsigned u; memcpy(&u, &x, 4); return u; }
 static inline float dd_u2f(unsigned u) { float x; memcpy(&x, &u, 4); return x; }
@@ -81,22 +84,24 @@ DD_FN double dd_first_uniform(const dd_u32 key[2], dd_u32 purpose, dd_u32 step, 
 /// written as the bit patterns of the Rust constants (so the two cannot drift apart).
 ///
 /// Must be compiled without floating-point contraction (NVRTC `--fmad=false`, host
-/// `-ffp-contract=off`) and without flush-to-zero: the Rust routine is specified as
-/// separate IEEE multiplies and adds.
+/// `-ffp-contract=off`) and without flush-to-zero: the Rust routine is specified as IEEE
+/// multiplies, adds and explicit fused multiply-adds (`dd_fma`: `__fmaf_rn` on the device,
+/// `fmaf` on the host, each one rounding), and contraction would fuse others.
 pub fn exp_c() -> String {
     let b = |x: f32| format!("dd_u2f(0x{:08X}u)", x.to_bits());
     format!(
         r#"
 /* exp(y) for y <= 0 in f32: Cody-Waite reduction, degree-4 correction polynomial, 2^n by
-   exponent bits; exactly 0 below the cut-off, NaN for NaN. Same operations, same order as
+   exponent bits; exactly 0 below the cut-off, NaN for NaN. Same operations (fused
+   multiply-adds where the Rust code has mul_add), same order as
    backend::cpu::exp::exp_nonpositive. */
 DD_FN float dd_exp_nonpositive(float y) {{
     const float magic = {magic};
-    float t = y * {log2e} + magic;
+    float t = dd_fma(y, {log2e}, magic);
     float n = t - magic;
-    float r = (y - n * {ln2hi}) - n * {ln2lo};
-    float q = ((({c6} * r + {c5}) * r + {c4}) * r + {c3}) * r + {c2};
-    float p = (q * (r * r) + r) + 1.0f;
+    float r = dd_fma(-n, {ln2lo}, dd_fma(-n, {ln2hi}, y));
+    float q = dd_fma(dd_fma(dd_fma(dd_fma({c6}, r, {c5}), r, {c4}), r, {c3}), r, {c2});
+    float p = dd_fma(q, r * r, r) + 1.0f;
     dd_u32 bits = ((dd_f2u(t) - 0x{magic_bits:08X}u) + 127u) << 23;
     float v = p * dd_u2f(bits);
     return !(y < {cutoff}) ? v : 0.0f;

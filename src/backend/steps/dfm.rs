@@ -8,7 +8,7 @@
 //! masked position the jump intensity `λ(s) = κ̇(s)/(1 − κ(s))` towards `X1 ~ p_{1|s}`, and
 //! an unmasked position (whose posterior is its own token) intensity 0.
 
-use ndarray::{Array2, ArrayView3, ArrayViewMut2};
+use ndarray::{ArrayView3, ArrayViewMut2};
 
 use super::{Commit, StepOutput, StepRng, apply_commits, check_common};
 use crate::backend::{Backend, RowSpec};
@@ -129,15 +129,10 @@ pub fn dfm_euler_step<B: Backend + ?Sized, S: Schedule>(
     params: &DfmEulerStep,
     rng: &StepRng<'_>,
 ) -> Result<StepOutput> {
-    let d = check_common(&logits, &tokens.view(), rng, Some(params.mask_id))?;
+    check_common(&logits, &tokens.view(), rng, Some(params.mask_id))?;
     let p_jump = dfm_jump_probability(kappa, params.s, params.s_next, params.rule)?;
     let stay = if params.final_step { 0.0 } else { 1.0 - p_jump };
-    let mut select = Array2::from_elem((d.b, d.l), false);
-    for ((bi, i), &x) in tokens.indexed_iter() {
-        if x == params.mask_id {
-            select[[bi, i]] = rng.uniform_at(Purpose::ROUTING, bi, i) >= stay;
-        }
-    }
+    let select = rng.route_masked(tokens.view(), params.mask_id, stay);
     let spec = RowSpec {
         temperature: 1.0,
         excluded: if params.exclude_mask {

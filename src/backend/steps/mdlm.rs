@@ -1,7 +1,7 @@
 //! The MDLM ancestral step with SUBS carry-over (Sahoo et al. 2024, "Simple and Effective
 //! Masked Diffusion Language Models"; kuleshov-group/mdlm `Diffusion._ddpm_caching_update`).
 
-use ndarray::{Array2, ArrayView3, ArrayViewMut2};
+use ndarray::{ArrayView3, ArrayViewMut2};
 
 use super::{Commit, StepOutput, StepRng, apply_commits, check_common, check_times};
 use crate::backend::{Backend, RowSpec};
@@ -72,14 +72,9 @@ pub fn mdlm_ancestral_step<B: Backend + ?Sized, S: Schedule + ?Sized>(
     params: &MdlmStep,
     rng: &StepRng<'_>,
 ) -> Result<StepOutput> {
-    let d = check_common(&logits, &tokens.view(), rng, Some(params.mask_id))?;
+    check_common(&logits, &tokens.view(), rng, Some(params.mask_id))?;
     let stay = mdlm_stay_probability(schedule, params.t, params.s)?;
-    let mut select = Array2::from_elem((d.b, d.l), false);
-    for ((bi, i), &x) in tokens.indexed_iter() {
-        if x == params.mask_id {
-            select[[bi, i]] = rng.uniform_at(Purpose::ROUTING, bi, i) >= stay;
-        }
-    }
+    let select = rng.route_masked(tokens.view(), params.mask_id, stay);
     let spec = RowSpec {
         temperature: 1.0,
         excluded: vec![params.mask_id],
