@@ -38,8 +38,8 @@ use crate::model::TransformerDenoiser;
 
 /// How the masked cross entropies of a training batch are weighted (module docs).
 ///
-/// Both are unbiased for a constant multiple of the NELBO, so they have the same minimiser.
-/// With `t ~ U[0, 1]` and independent masking the number of masked tokens `n` of a sequence
+/// `Time` and `MaskCount` are unbiased for a constant multiple of the NELBO, so they have the
+/// NELBO's minimiser; `TokenMean` shares it too (see the variant). With `t ~ U[0, 1]` and independent masking the number of masked tokens `n` of a sequence
 /// is uniform on `{0, …, L}` (a Beta-binomial with a flat prior) and, given `n`, the masked
 /// set is uniform among the `n`-subsets; the mask-count form of the absorbing NELBO (LLaDA,
 /// Nie et al. 2025, eq. 5) is `NELBO = Σ_{n=1}^{L} (1/n) E[Σ_{masked} −log p_θ | n]`, hence

@@ -520,7 +520,7 @@ fn main() -> Res<()> {
         TrainWeighting::MaskCount => {
             "`(1/n) Σ_masked CE` with n the realised number of masked tokens (`train::TrainWeighting::MaskCount`: \
              unbiased for NELBO/(L + 1) since n is uniform on {0, …, L} under t ~ U[0, 1], so it has the NELBO's \
-             minimiser, with far less variance than the 1/t weight)"
+             minimiser; dividing by the realised n removes its Binomial fluctuation around tL from the weight)"
         }
         TrainWeighting::TokenMean => {
             "the plain mean CE over all masked tokens of the batch (`train::TrainWeighting::TokenMean`: not \
