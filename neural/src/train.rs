@@ -7,6 +7,9 @@
 //! ids_b  = u64_at(seed, USER, s, b) mod N                           (batch, counter RNG)
 //! t_b, x_t[b] = corrupt_batch(Antithetic(t_min), absorbing α(t) = 1 − t, x0, seed, ids, s)
 //! loss   = (1/(B·L)) Σ_b w(t_b) Σ_{masked i} −log p_θ(x_0^i | x_t),   w = ElboWeight::Elbo = 1/t
+//!          (TrainWeighting::Time), or
+//! loss   = (1/B) Σ_{b: n_b > 0} (1/n_b) Σ_{masked i} −log p_θ(x_0^i | x_t)  (TrainWeighting::MaskCount), or
+//! loss   = Σ_b Σ_{masked i} −log p_θ(x_0^i | x_t) / Σ_b n_b                  (TrainWeighting::TokenMean)
 //! AdamW step, learning rate: linear warm-up, then cosine decay to lr/10 over the budget
 //! ```
 //!
@@ -33,6 +36,32 @@ use crate::candle_err;
 use crate::loss::{loss_coefficients, masked_nelbo_loss};
 use crate::model::TransformerDenoiser;
 
+/// How the masked cross entropies of a training batch are weighted (module docs).
+///
+/// `Time` and `MaskCount` are unbiased for a constant multiple of the NELBO, so they have the
+/// NELBO's minimiser; `TokenMean` shares it too (see the variant). With `t ~ U[0, 1]` and independent masking the number of masked tokens `n` of a sequence
+/// is uniform on `{0, …, L}` (a Beta-binomial with a flat prior) and, given `n`, the masked
+/// set is uniform among the `n`-subsets; the mask-count form of the absorbing NELBO (LLaDA,
+/// Nie et al. 2025, eq. 5) is `NELBO = Σ_{n=1}^{L} (1/n) E[Σ_{masked} −log p_θ | n]`, hence
+/// `E[MaskCount loss] = NELBO/(L + 1)`. Dividing by the realised count `n_b` instead of
+/// `t_b L` removes the Binomial fluctuation of `n_b` around `t_b L`, which dominates the
+/// variance of the `1/t` weight at small `t`.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum TrainWeighting {
+    /// MDLM's continuous-time weight `w(t) = 1/t` per token, divided by `B·L`
+    /// (`E = NELBO/L`, up to the `t_min` truncation).
+    #[default]
+    Time,
+    /// `1/n_b` per masked token of sequence `b`, divided by `B` (`E = NELBO/(L + 1)`).
+    MaskCount,
+    /// The plain mean cross entropy over all masked tokens of the batch, `1/Σ_b n_b` each.
+    /// Not proportional to the NELBO (it weights a mask rate by its number of masked
+    /// tokens), but every term is minimised by the same exact posterior
+    /// `p(x_0^i | x_t)`, so its minimiser over all denoisers is the NELBO's; it has the
+    /// lowest variance of the three. Evaluation is always the true NELBO.
+    TokenMean,
+}
+
 /// Optimisation settings.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct TrainConfig {
@@ -48,6 +77,8 @@ pub struct TrainConfig {
     pub t_min: f64,
     /// Seed of batches, times and masks.
     pub seed: u64,
+    /// Weighting of the training loss.
+    pub weighting: TrainWeighting,
 }
 
 impl Default for TrainConfig {
@@ -59,6 +90,7 @@ impl Default for TrainConfig {
             weight_decay: 0.01,
             t_min: 1e-3,
             seed: 0,
+            weighting: TrainWeighting::Time,
         }
     }
 }
@@ -144,15 +176,24 @@ impl Trainer {
             step,
         )?;
         let mask = self.model.config().mask_token;
-        let coef = loss_coefficients(
-            x0.view(),
-            c.xt.view(),
-            &c.times,
-            mask,
-            &schedule,
-            ElboWeight::Elbo,
-        )?;
         let (b, l) = c.xt.dim();
+        let coef = match self.cfg.weighting {
+            TrainWeighting::Time => loss_coefficients(
+                x0.view(),
+                c.xt.view(),
+                &c.times,
+                mask,
+                &schedule,
+                ElboWeight::Elbo,
+            )?,
+            TrainWeighting::MaskCount => mask_count_coefficients(c.xt.view(), mask),
+            TrainWeighting::TokenMean => {
+                let n = c.xt.iter().filter(|&&x| x == mask).count().max(1);
+                c.xt.iter()
+                    .map(|&x| if x == mask { 1.0 / n as f32 } else { 0.0 })
+                    .collect()
+            }
+        };
         let t = Tensor::from_vec(
             c.xt.iter().copied().collect::<Vec<u32>>(),
             (b, l),
@@ -223,6 +264,26 @@ impl Trainer {
             log(self.step, loss);
         }
     }
+}
+
+/// The [`TrainWeighting::MaskCount`] coefficients of `x_t [B, L]`: `1/(B n_b)` at the
+/// masked positions of a sequence with `n_b ≥ 1` masked tokens, 0 elsewhere (row-major).
+pub fn mask_count_coefficients(xt: ndarray::ArrayView2<'_, u32>, mask_token: u32) -> Vec<f32> {
+    let (b, l) = xt.dim();
+    let mut c = vec![0f32; b * l];
+    for (bi, row) in xt.outer_iter().enumerate() {
+        let n = row.iter().filter(|&&x| x == mask_token).count();
+        if n == 0 {
+            continue;
+        }
+        let w = (1.0 / (b as f64 * n as f64)) as f32;
+        for (i, &x) in row.iter().enumerate() {
+            if x == mask_token {
+                c[bi * l + i] = w;
+            }
+        }
+    }
+    c
 }
 
 /// Per-sequence NELBO estimates (nats) of `model` on `seqs` (module docs): `draws` k-stratified
