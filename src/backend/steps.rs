@@ -42,12 +42,12 @@ pub use llada::{
 pub use mdlm::{MdlmStep, mdlm_ancestral_step, mdlm_stay_probability};
 pub use sedd::{SeddAbsorbingStep, sedd_absorbing_stay_probability, sedd_analytic_absorbing_step};
 
-use ndarray::{Array2, ArrayView2, ArrayView3, ArrayViewMut2};
+use ndarray::{Array2, ArrayView1, ArrayView2, ArrayView3, ArrayViewMut2};
 use rayon::prelude::*;
 
 use super::{Backend, BatchRng, RowSpec, RowSummary};
 use crate::error::{Error, Result};
-use crate::rng::{CounterRng, Purpose, RngKey};
+use crate::rng::{CounterRng, PHILOX_LANES, Purpose, RngKey, first_uniforms};
 
 /// The random-number addressing of one sampler step: sequence `b` draws from
 /// `RngKey::for_stream(seed, streams[b])` at `(purpose, step, position)`, the purpose being
@@ -107,18 +107,80 @@ impl<'a> StepRng<'a> {
         debug_assert!(b <= self.streams.len() && l <= u32::MAX as usize + 1);
         let mut select = vec![false; b * l];
         if l > 0 {
+            let simd = crate::backend::cpu::Simd::best();
             select.par_chunks_mut(l).enumerate().for_each(|(bi, sel)| {
-                let key = RngKey::for_stream(self.seed, self.streams[bi]);
-                for (i, (s, &x)) in sel.iter_mut().zip(tokens.row(bi)).enumerate() {
-                    if x == mask_id {
-                        let u =
-                            CounterRng::new(key, Purpose::ROUTING, self.step, i as u32).uniform();
-                        *s = u >= stay;
-                    }
-                }
+                let route = Route {
+                    key: RngKey::for_stream(self.seed, self.streams[bi]),
+                    step: self.step,
+                    mask_id,
+                    stay,
+                };
+                route.run(simd, tokens.row(bi), sel);
             });
         }
         Array2::from_shape_vec((b, l), select).expect("b·l booleans")
+    }
+}
+
+/// The routing of one sequence ([`StepRng::route_masked`]): the uniforms of
+/// [`PHILOX_LANES`] consecutive positions at a time by [`first_uniforms`] (groups without
+/// a masked position skipped), compiled for the fastest instruction set available (the
+/// same numbers on every level: integer arithmetic, then one exact conversion).
+struct Route {
+    key: RngKey,
+    step: u32,
+    mask_id: u32,
+    stay: f64,
+}
+
+impl Route {
+    #[allow(unsafe_code)]
+    fn run(&self, simd: crate::backend::cpu::Simd, row: ArrayView1<'_, u32>, sel: &mut [bool]) {
+        use crate::backend::cpu::Simd;
+        match simd {
+            #[cfg(target_arch = "x86_64")]
+            Simd::Avx512 if Simd::Avx512.is_available() => {
+                // SAFETY: `run_avx512` only needs the target features it enables, each
+                // checked at run time by `is_available` just now.
+                unsafe { self.run_avx512(row, sel) }
+            }
+            #[cfg(target_arch = "x86_64")]
+            Simd::Avx2 | Simd::Avx512 if Simd::Avx2.is_available() => {
+                // SAFETY: `run_avx2` only needs AVX2 and FMA, checked at run time just now.
+                unsafe { self.run_avx2(row, sel) }
+            }
+            _ => self.run_impl(row, sel),
+        }
+    }
+
+    #[cfg(target_arch = "x86_64")]
+    #[target_feature(enable = "avx2,fma")]
+    fn run_avx2(&self, row: ArrayView1<'_, u32>, sel: &mut [bool]) {
+        self.run_impl(row, sel)
+    }
+
+    #[cfg(target_arch = "x86_64")]
+    #[target_feature(enable = "avx2,fma,avx512f,avx512dq,avx512vl,avx512bw")]
+    fn run_avx512(&self, row: ArrayView1<'_, u32>, sel: &mut [bool]) {
+        self.run_impl(row, sel)
+    }
+
+    #[inline(always)]
+    fn run_impl(&self, row: ArrayView1<'_, u32>, sel: &mut [bool]) {
+        let l = sel.len();
+        let mut i0 = 0;
+        while i0 < l {
+            let n = (l - i0).min(PHILOX_LANES);
+            if (i0..i0 + n).any(|i| row[i] == self.mask_id) {
+                let u = first_uniforms(self.key, Purpose::ROUTING, self.step, i0 as u32);
+                for j in 0..n {
+                    if row[i0 + j] == self.mask_id {
+                        sel[i0 + j] = u[j] >= self.stay;
+                    }
+                }
+            }
+            i0 += n;
+        }
     }
 }
 
@@ -201,17 +263,25 @@ pub(crate) fn check_shapes(
 
 /// Every token id `< V`.
 pub(crate) fn check_token_values(tokens: &ArrayView2<'_, u32>, v: usize) -> Result<()> {
-    for (index, &x) in tokens.iter().enumerate() {
-        if x as usize >= v {
-            return Err(Error::TokenOutOfRange {
-                arg: "tokens",
-                index,
-                token: x as u64,
-                vocab: v,
-            });
-        }
+    // The maximum first (a branch-free, vectorised fold); the index only on error.
+    let max = match tokens.as_slice() {
+        Some(s) => s.iter().copied().fold(0, u32::max),
+        None => tokens.iter().copied().fold(0, u32::max),
+    };
+    if (max as usize) < v {
+        return Ok(());
     }
-    Ok(())
+    let (index, &x) = tokens
+        .iter()
+        .enumerate()
+        .find(|&(_, &x)| x as usize >= v)
+        .expect("the maximum is out of range");
+    Err(Error::TokenOutOfRange {
+        arg: "tokens",
+        index,
+        token: x as u64,
+        vocab: v,
+    })
 }
 
 /// [`check_shapes`] and [`check_token_values`].
@@ -299,4 +369,69 @@ pub(crate) fn check_times(t: f64, s: f64) -> Result<()> {
         ));
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::backend::cpu::Simd;
+
+    /// The batched, vectorised routing gives exactly the per-position uniforms of
+    /// [`StepRng::uniform`] on every instruction set, for lengths that are not multiples
+    /// of [`PHILOX_LANES`] and for strided token views.
+    #[test]
+    fn route_masked_matches_the_scalar_uniforms() {
+        let streams = [11u64, 3, 7];
+        let rng = StepRng {
+            seed: 99,
+            streams: &streams,
+            step: 4,
+        };
+        for l in [1usize, 7, 8, 9, 37] {
+            let tokens = Array2::from_shape_fn((3, l), |(b, i)| ((b * 5 + i * 3) % 4) as u32);
+            for stay in [0.0, 0.3, 0.9, 1.0] {
+                let expect = Array2::from_shape_fn((3, l), |(b, i)| {
+                    tokens[[b, i]] == 2
+                        && rng.uniform(Purpose::ROUTING, b, i).expect("in range") >= stay
+                });
+                assert_eq!(rng.route_masked(tokens.view(), 2, stay), expect);
+                for simd in Simd::available() {
+                    for b in 0..3 {
+                        let route = Route {
+                            key: RngKey::for_stream(rng.seed, streams[b]),
+                            step: rng.step,
+                            mask_id: 2,
+                            stay,
+                        };
+                        let mut sel = vec![false; l];
+                        route.run(simd, tokens.row(b), &mut sel);
+                        assert_eq!(sel, expect.row(b).to_vec(), "{simd:?}, l = {l}");
+                    }
+                }
+            }
+            // A transposed (strided) view routes like its standard-layout copy.
+            let t = Array2::from_shape_fn((l, 3), |(i, b)| tokens[[b, i]]);
+            assert_eq!(
+                rng.route_masked(t.t(), 2, 0.5),
+                rng.route_masked(tokens.view(), 2, 0.5)
+            );
+        }
+    }
+
+    #[test]
+    fn token_check_names_the_first_bad_index() {
+        let mut tokens = Array2::<u32>::zeros((2, 5));
+        assert!(check_token_values(&tokens.view(), 3).is_ok());
+        tokens[[1, 2]] = 3;
+        tokens[[1, 4]] = 9;
+        match check_token_values(&tokens.view(), 3) {
+            Err(Error::TokenOutOfRange { index, token, .. }) => assert_eq!((index, token), (7, 3)),
+            other => panic!("{other:?}"),
+        }
+        // Strided view: logical order.
+        match check_token_values(&tokens.t(), 3) {
+            Err(Error::TokenOutOfRange { index, token, .. }) => assert_eq!((index, token), (5, 3)),
+            other => panic!("{other:?}"),
+        }
+    }
 }

@@ -12,5 +12,6 @@ pub use categorical::{
     Draw, sample_logits, sample_logits_inverse_cdf, sample_masses, sample_masses_race,
 };
 pub use philox::{
-    CounterRng, Purpose, RngKey, philox4x32_10, u64_at, u64_to_open_unit_f64, u64_to_unit_f64,
+    CounterRng, PHILOX_LANES, Purpose, RngKey, first_uniforms, philox4x32_10, philox4x32_10_lanes,
+    u64_at, u64_to_open_unit_f64, u64_to_unit_f64,
 };
