@@ -396,9 +396,9 @@ mod tests {
                 });
                 assert_eq!(rng.route_masked(tokens.view(), 2, stay), expect);
                 for simd in Simd::available() {
-                    for b in 0..3 {
+                    for (b, &stream) in streams.iter().enumerate() {
                         let route = Route {
-                            key: RngKey::for_stream(rng.seed, streams[b]),
+                            key: RngKey::for_stream(rng.seed, stream),
                             step: rng.step,
                             mask_id: 2,
                             stay,
