@@ -196,20 +196,7 @@ fn id_split_markov(proteins: &[protein::Protein], args: &Args) -> Res<String> {
     let mut rows = Vec::new();
     let mut best = (f64::INFINITY, 0, 0.0, 0.0);
     for k in 0..=args.max_order {
-        let mut m = NGram::fit(train.iter(), k, protein::LETTERS, 1.0)?;
-        let mut bk = (f64::INFINITY, 0.0);
-        for c in [1e-3, 1e-2, 1e-1, 1.0, 10.0, 100.0] {
-            m.set_pseudocount(c)?;
-            let v: f64 = valid
-                .iter()
-                .map(|x| m.log_prob(x).map(|lp| -lp))
-                .sum::<Result<f64, _>>()?
-                / valid.len() as f64;
-            if v < bk.0 {
-                bk = (v, c);
-            }
-        }
-        m.set_pseudocount(bk.1)?;
+        let (m, bk) = fit_chain(&train, &valid, k, protein::LETTERS)?;
         let t: f64 = test
             .iter()
             .map(|x| m.log_prob(x).map(|lp| -lp))
@@ -232,6 +219,35 @@ fn id_split_markov(proteins: &[protein::Protein], args: &Args) -> Res<String> {
         best.2,
         best.3
     ))
+}
+
+/// The add-c pseudocounts the order-k chains are tuned over.
+const PSEUDOCOUNTS: [f64; 6] = [1e-3, 1e-2, 1e-1, 1.0, 10.0, 100.0];
+
+/// The order-`k` chain fitted by counting on `train`, with the pseudocount of
+/// [`PSEUDOCOUNTS`] that minimises the mean validation NLL; returns it with
+/// `(valid nats/sequence, c)`.
+fn fit_chain(
+    train: &[Vec<u32>],
+    valid: &[Vec<u32>],
+    k: usize,
+    vocab: usize,
+) -> Res<(NGram, (f64, f64))> {
+    let mut m = NGram::fit(train.iter(), k, vocab, PSEUDOCOUNTS[0])?;
+    let mut best = (f64::INFINITY, PSEUDOCOUNTS[0]);
+    for c in PSEUDOCOUNTS {
+        m.set_pseudocount(c)?;
+        let nll: f64 = valid
+            .iter()
+            .map(|x| m.log_prob(x).map(|lp| -lp))
+            .sum::<Result<f64, _>>()?
+            / valid.len() as f64;
+        if nll < best.0 {
+            best = (nll, c);
+        }
+    }
+    m.set_pseudocount(best.1)?;
+    Ok((m, best))
 }
 
 fn prepare_smiles(args: &Args, data: &Path) -> Res<Prepared> {
@@ -354,23 +370,9 @@ fn main() -> Res<()> {
     let markov_train = &train[..args.markov_train.unwrap_or(train.len()).min(train.len())];
 
     // ---- n-gram baselines: k = 0..=max_order, c chosen on the validation split.
-    let grid = [1e-3, 1e-2, 1e-1, 1.0, 10.0, 100.0];
     let mut markov = Vec::new(); // (k, c, valid nats/seq, test per-seq nats, #ngrams)
     for k in 0..=args.max_order {
-        let mut m = NGram::fit(markov_train.iter(), k, vd, grid[0])?;
-        let mut best = (f64::INFINITY, grid[0]);
-        for &c in &grid {
-            m.set_pseudocount(c)?;
-            let nll: f64 = valid
-                .iter()
-                .map(|x| m.log_prob(x).map(|lp| -lp))
-                .sum::<Result<f64, _>>()?
-                / valid.len() as f64;
-            if nll < best.0 {
-                best = (nll, c);
-            }
-        }
-        m.set_pseudocount(best.1)?;
+        let (m, best) = fit_chain(markov_train, &valid, k, vd)?;
         let test_nll: Vec<f64> = test
             .iter()
             .map(|x| m.log_prob(x).map(|lp| -lp))
