@@ -104,7 +104,7 @@ impl<'a> StepRng<'a> {
         stay: f64,
     ) -> Array2<bool> {
         let (b, l) = tokens.dim();
-        debug_assert!(b <= self.streams.len() && l <= u32::MAX as usize + 1);
+        debug_assert!(b <= self.streams.len() && l as u64 <= u64::from(u32::MAX) + 1);
         let mut select = vec![false; b * l];
         if l > 0 {
             let simd = crate::backend::cpu::Simd::best();
