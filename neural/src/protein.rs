@@ -244,10 +244,21 @@ pub fn one_window_each(proteins: &[Protein], len: usize) -> Vec<Vec<u32>> {
 /// NELBO (every unmasking order is a chain-rule factorisation). A non-Markov reference: it
 /// uses the window's own composition, which a Markov chain cannot.
 ///
-/// Errors: `a` not finite and `> 0`; a token `≥ pi.len()`; a zero `π` entry that is used.
+/// Errors: `a` not finite and `> 0`; a `π` entry negative or not finite; a token
+/// `≥ pi.len()`; a zero `π` entry that is used.
 pub fn composition_nll(x: &[u32], pi: &[f64], a: f64) -> Result<f64> {
     if !(a.is_finite() && a > 0.0) {
         return Err(Error::invalid("a", format!("{a} must be finite and > 0")));
+    }
+    if let Some((v, p)) = pi
+        .iter()
+        .enumerate()
+        .find(|(_, p)| !(p.is_finite() && **p >= 0.0))
+    {
+        return Err(Error::invalid(
+            "pi",
+            format!("π({v}) = {p} must be finite and ≥ 0"),
+        ));
     }
     let mut n = vec![0f64; pi.len()];
     let mut nll = 0.0;

@@ -218,6 +218,8 @@ fn composition_model_is_exchangeable_and_normalised() {
     assert!(composition_nll(&x, &pi, 0.0).is_err());
     assert!(composition_nll(&[3], &pi, a).is_err());
     assert!(composition_nll(&[1], &[1.0, 0.0], a).is_err());
+    assert!(composition_nll(&[0], &[1.0, f64::NAN], a).is_err());
+    assert!(composition_nll(&[0], &[1.5, -0.5], a).is_err());
 }
 
 #[test]
