@@ -76,8 +76,12 @@ use rayon::prelude::*;
 use crate::backend::{Backend, BatchRng, RowSpec, RowSummary, check_summarize_args};
 use crate::error::{Error, Result};
 
+#[cfg(target_arch = "x86_64")]
+mod avx512;
 pub mod exp;
 mod kernel;
+#[cfg(test)]
+mod pass_tests;
 mod row;
 
 pub use kernel::Simd;

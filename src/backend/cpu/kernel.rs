@@ -2,7 +2,7 @@
 //! dispatch to SSE2 (portable), AVX2 + FMA or AVX-512 code (DESIGN §3.8).
 //!
 //! The row's allowed ids form segments (the complement of the excluded ids). Each segment
-//! is cut into blocks of [`BLOCK`] logits; for each block, still in L1:
+//! is cut into blocks of [`BLOCK`] logits; for each block:
 //!
 //! 1. the block maximum over [`LANES`] independent lanes (and, for the margin, per-lane
 //!    top-2 values carried across the whole row);
@@ -13,6 +13,15 @@
 //!    `f32`) and `st = Σ exp((x − m)·τ⁻¹)` (tempered draws), reduced by a fixed pairwise
 //!    tree.
 //!
+//! Steps 1 and 3 share **one read** of the block: once the row has a finite running
+//! maximum, the pass speculates that the block will not raise it and computes the
+//! maximum and the sums relative to the current `m` in the same loop ([`fused_block`]).
+//! If the block does raise it (the first block of a row; about `ln(#blocks)` blocks per
+//! row when the logits are exchangeable; every block of an increasing row, the worst
+//! case, which costs a second look at each block), the sums are recomputed from the
+//! block, still in L1. The kept sums are exactly those of steps 1–3 done one after the
+//! other, so speculation changes no bit.
+//!
 //! Blocks keep their own `m` (a [`BlockRec`]); the caller rescales them to the final
 //! maximum once per row — the "online rescaling" without a per-element rescale — and
 //! walks them for the inverse-CDF draw. Memory traffic is one read of the row.
@@ -20,9 +29,10 @@
 //! All arithmetic is IEEE `f32`/`f64` `+ − ×`, plus the fused multiply-adds that the exp
 //! specifies ([`super::exp`]), in a fixed order on explicit lane arrays (no other
 //! `mul_add`, no reassociation), so every dispatch path returns identical bits; the
-//! compiler auto-vectorises the lane loops to the width of the enabled instruction set,
-//! except the `f64` lane accumulation on AVX-512, which is written with intrinsics (the
-//! same additions into the same lanes) because LLVM kept it in 2-lane registers.
+//! compiler auto-vectorises the lane loops to the width of the enabled instruction set
+//! (portable, AVX2); the AVX-512 block is written with intrinsics (`super::avx512`: the
+//! same operations on the same lanes) because LLVM kept the `f64` accumulation in 2-lane
+//! registers.
 #![allow(unsafe_code)]
 
 use super::exp::{EXP_CUTOFF, exp_nonpositive};
@@ -285,16 +295,32 @@ fn pass_impl<const TEMPER: bool, const ENT: bool, const TOP2: bool, const WIDE: 
         while start < b {
             let end = (start + BLOCK).min(b);
             let xb = &row[start..end];
-            let bm = block_max::<TOP2>(xb, &mut t1, &mut t2);
+            // Speculate that the block does not raise the running maximum: one read gives
+            // the block maximum and the sums relative to `m`, which are kept if it holds
+            // (they are then exactly what the sums after the maximum would be) and
+            // recomputed from the block, still in L1, if it does not (the first block,
+            // and about ln(#blocks) more per row for exchangeable logits).
+            let (bm, mut sums) = if m == f32::NEG_INFINITY {
+                (block_max::<TOP2>(xb, &mut t1, &mut t2), None)
+            } else {
+                let (bm, sums) = fused_block::<TOP2, TEMPER, ENT, WIDE>(
+                    xb, m, inv_tau, &mut t1, &mut t2, &mut bufs,
+                );
+                (bm, Some(sums))
+            };
             if bm > m {
                 m = bm;
                 argmax = start + first_equal(xb, bm);
+                sums = None;
             }
             if bm == f32::NEG_INFINITY {
                 // Every entry is −∞ (weight 0) or NaN: nothing to sum, but report a NaN.
                 nan |= xb.iter().any(|x| x.is_nan());
             } else {
-                let (s, st, t) = block_sums::<TEMPER, ENT, WIDE>(xb, m, inv_tau, &mut bufs);
+                let (s, st, t) = match sums {
+                    Some(sums) => sums,
+                    None => block_sums::<TEMPER, ENT, WIDE>(xb, m, inv_tau, &mut bufs),
+                };
                 blocks.push(BlockRec {
                     m,
                     start,
@@ -382,7 +408,7 @@ fn block_max<const TOP2: bool>(xb: &[f32], t1: &mut [f32; LANES], t2: &mut [f32;
 
 /// Maximum of the lanes by a fixed tree.
 #[inline(always)]
-fn reduce_max(lm: &[f32; LANES]) -> f32 {
+pub(crate) fn reduce_max(lm: &[f32; LANES]) -> f32 {
     let mut w = *lm;
     let mut half = LANES / 2;
     while half > 0 {
@@ -415,6 +441,68 @@ fn max_lane<const TOP2: bool>(x: f32, lm: &mut f32, t1: &mut f32, t2: &mut f32) 
     }
 }
 
+/// The block maximum ([`block_max`], updating the per-lane top-2 in `TOP2` mode) and the
+/// block sums relative to `m` ([`block_sums`]) in one read of the block. The sums are
+/// only meaningful if the maximum does not exceed `m` (the caller checks and discards
+/// them otherwise); every operation is [`block_max`]'s and [`block_sums`]'s, in their
+/// order, so the results are theirs bit for bit.
+#[inline(always)]
+fn fused_block<const TOP2: bool, const TEMPER: bool, const ENT: bool, const WIDE: bool>(
+    xb: &[f32],
+    m: f32,
+    inv_tau: f32,
+    t1: &mut [f32; LANES],
+    t2: &mut [f32; LANES],
+    bufs: &mut Bufs,
+) -> (f32, (f64, f64, f64)) {
+    #[cfg(target_arch = "x86_64")]
+    if WIDE {
+        // SAFETY: `WIDE` is only instantiated by `pass_avx512`, whose caller has checked
+        // the AVX-512 features `avx512::block` enables at run time.
+        let f = unsafe { super::avx512::block::<true, TOP2, TEMPER, ENT>(xb, m, inv_tau, t1, t2) };
+        return (f.bm, f.sums);
+    }
+    let n = xb.len();
+    debug_assert!(n <= BLOCK);
+    let Bufs { e, ey, et } = bufs;
+    let mut lm = [f32::NEG_INFINITY; LANES];
+    let mut one = |c: &[f32; LANES], k: usize| {
+        max_lanes::<TOP2>(c, &mut lm, t1, t2);
+        for j in 0..LANES {
+            e[k + j] = exp_nonpositive(c[j] - m);
+        }
+        if ENT {
+            for j in 0..LANES {
+                ey[k + j] = e[k + j] * clamp_cut(c[j] - m);
+            }
+        }
+        if TEMPER {
+            for j in 0..LANES {
+                et[k + j] = exp_nonpositive((c[j] - m) * inv_tau);
+            }
+        }
+    };
+    let mut chunks = xb.chunks_exact(LANES);
+    let mut k = 0;
+    for c in &mut chunks {
+        one(c.try_into().expect("chunks_exact yields LANES"), k);
+        k += LANES;
+    }
+    let rem = chunks.remainder();
+    if !rem.is_empty() {
+        // Padding with −∞ changes no lane maximum and gives weight exp(−∞ − m) = 0, the
+        // zero padding of `block_sums`.
+        let mut c = [f32::NEG_INFINITY; LANES];
+        c[..rem.len()].copy_from_slice(rem);
+        one(&c, k);
+        k += LANES;
+    }
+    let s = accumulate(&e[..k]);
+    let t = if ENT { accumulate(&ey[..k]) } else { 0.0 };
+    let st = if TEMPER { accumulate(&et[..k]) } else { 0.0 };
+    (reduce_max(&lm), (s, st, t))
+}
+
 /// `(Σ exp(x − m), Σ exp((x − m)·inv_tau), Σ exp(x − m)·(x − m))` over a block, the last
 /// two only in their modes (else 0).
 ///
@@ -428,6 +516,15 @@ fn block_sums<const TEMPER: bool, const ENT: bool, const WIDE: bool>(
     inv_tau: f32,
     bufs: &mut Bufs,
 ) -> (f64, f64, f64) {
+    #[cfg(target_arch = "x86_64")]
+    if WIDE {
+        let (mut t1, mut t2) = ([f32::NEG_INFINITY; LANES], [f32::NEG_INFINITY; LANES]);
+        // SAFETY: as in `fused_block`.
+        let f = unsafe {
+            super::avx512::block::<false, false, TEMPER, ENT>(xb, m, inv_tau, &mut t1, &mut t2)
+        };
+        return f.sums;
+    }
     let n = xb.len();
     debug_assert!(n <= BLOCK);
     let full = n.div_ceil(LANES) * LANES;
@@ -455,12 +552,12 @@ fn block_sums<const TEMPER: bool, const ENT: bool, const WIDE: bool>(
     }
     let mut st = 0.0;
     let mut t = 0.0;
-    let s = accumulate::<WIDE>(&e[..full]);
+    let s = accumulate(&e[..full]);
     if ENT {
-        t = accumulate::<WIDE>(&ey[..full]);
+        t = accumulate(&ey[..full]);
     }
     if TEMPER {
-        st = accumulate::<WIDE>(&et[..full]);
+        st = accumulate(&et[..full]);
     }
     (s, st, t)
 }
@@ -477,17 +574,11 @@ struct Bufs {
 }
 
 /// `Σ x` over `xs` (a multiple of [`LANES`] long): `x_k` into `f64` lane `k mod LANES`,
-/// then [`sum_lanes`]. The lanes are held as two halves of `LANES / 2` (one AVX-512
-/// register of `f64` each): written as one 16-lane loop, LLVM's SLP vectoriser split it
-/// into 2-lane pieces (same additions, same order, either way).
+/// then [`sum_lanes`]. The lanes are held as two halves of `LANES / 2` (written as one
+/// 16-lane loop, LLVM's SLP vectoriser split it into 2-lane pieces; same additions, same
+/// order, either way). The AVX-512 level does the same additions in `super::avx512`.
 #[inline(always)]
-fn accumulate<const WIDE: bool>(xs: &[f32]) -> f64 {
-    #[cfg(target_arch = "x86_64")]
-    if WIDE {
-        // SAFETY: `WIDE` is only instantiated by `pass_avx512`, whose caller has checked
-        // AVX-512 F/DQ at run time.
-        return unsafe { accumulate_avx512(xs) };
-    }
+fn accumulate(xs: &[f32]) -> f64 {
     const H: usize = LANES / 2;
     let mut lo = [0f64; H];
     let mut hi = [0f64; H];
@@ -503,34 +594,6 @@ fn accumulate<const WIDE: bool>(xs: &[f32]) -> f64 {
     let mut acc = [0f64; LANES];
     acc[..H].copy_from_slice(&lo);
     acc[H..].copy_from_slice(&hi);
-    sum_lanes(&acc)
-}
-
-/// [`accumulate`] in AVX-512 registers: the same `f64` additions into the same lanes in
-/// the same order (lane `j` of `lo`/`hi` is lane `j`/`H + j`), so the same bits; the
-/// auto-vectorised loop used 2-lane `f64` registers, a fifth of the block pass.
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx512f,avx512dq")]
-#[inline]
-fn accumulate_avx512(xs: &[f32]) -> f64 {
-    use std::arch::x86_64::{
-        _mm512_add_pd, _mm512_castps512_ps256, _mm512_cvtps_pd, _mm512_extractf32x8_ps,
-        _mm512_loadu_ps, _mm512_setzero_pd, _mm512_storeu_pd,
-    };
-    let mut lo = _mm512_setzero_pd();
-    let mut hi = _mm512_setzero_pd();
-    for c in xs.chunks_exact(LANES) {
-        // SAFETY: `c` holds `LANES` = 16 `f32`, exactly one unaligned 512-bit load.
-        let x = unsafe { _mm512_loadu_ps(c.as_ptr()) };
-        lo = _mm512_add_pd(lo, _mm512_cvtps_pd(_mm512_castps512_ps256(x)));
-        hi = _mm512_add_pd(hi, _mm512_cvtps_pd(_mm512_extractf32x8_ps::<1>(x)));
-    }
-    let mut acc = [0f64; LANES];
-    // SAFETY: `acc` holds 16 `f64`: two unaligned 512-bit stores of 8 each.
-    unsafe {
-        _mm512_storeu_pd(acc.as_mut_ptr(), lo);
-        _mm512_storeu_pd(acc.as_mut_ptr().add(LANES / 2), hi);
-    }
     sum_lanes(&acc)
 }
 
