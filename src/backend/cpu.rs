@@ -7,11 +7,13 @@
 //! depends only on its logits and its own random-number address, so 1, 2 or N threads and
 //! any order of the batch give identical results. Per row:
 //!
-//! * **one pass over `V`** in blocks of 256 logits: block maximum, then (the block still in
-//!   L1) the sums `Σ exp(ℓ − m)` (and `Σ exp(ℓ − m)(ℓ − m)` for the entropy,
-//!   `Σ exp((ℓ − m)/τ)` for a tempered draw) in 16 `f64` lanes, with a per-block running
-//!   maximum rescaled once at the end ("online" log-sum-exp without a per-element
-//!   rescale); argmax and the top-2 values for the margin ride along;
+//! * **one pass over `V`** in blocks of 256 logits: block maximum and the sums
+//!   `Σ exp(ℓ − m)` (and `Σ exp(ℓ − m)(ℓ − m)` for the entropy, `Σ exp((ℓ − m)/τ)` for a
+//!   tempered draw) relative to the running maximum `m`, in one read of the block (the
+//!   sums are recomputed from L1 in the few blocks that raise `m`), the weights of each
+//!   pair of 16-id chunks added lane-wise in `f32` and accumulated in 16 `f64` lanes; the
+//!   per-block maxima are rescaled once at the end ("online" log-sum-exp without a
+//!   per-element rescale); argmax and the top-2 values for the margin ride along;
 //! * the **inverse-CDF draw** finds its block from the stored block sums and walks only
 //!   that block: `O(V/256 + 256)` work instead of a second pass over the row;
 //! * excluded ids are skipped as segment boundaries (no per-element mask).
@@ -26,9 +28,12 @@
 //! # Numerics
 //!
 //! `exp` is [`exp::exp_nonpositive`]: an `f32` range-reduction-plus-polynomial routine
-//! with relative error `≤ δ =` [`exp::EXP_MAX_REL_ERROR`] (`9·10⁻⁸`, exhaustively measured); the shift `ℓ − m`
-//! is rounded to `f32` (relative `2⁻²⁴`); sums are accumulated in `f64`. Against the `f64`
-//! [`ReferenceBackend`](crate::backend::ReferenceBackend):
+//! with relative error `≤` [`exp::EXP_MAX_REL_ERROR`] (`9·10⁻⁸`, exhaustively measured); the
+//! shift `ℓ − m` is rounded to `f32` (relative `2⁻²⁴`); each pair of weights is added in
+//! `f32` (one more rounding, relative `2⁻²⁴` of the pair, i.e. of each of its terms)
+//! before the `f64` accumulation. So every weight enters the sums with a relative error
+//! `≤ δ = EXP_MAX_REL_ERROR + 2⁻²⁴` (`≈ 1.5·10⁻⁷`) plus the shift's `2⁻²⁴|ℓ − m|`.
+//! Against the `f64` [`ReferenceBackend`](crate::backend::ReferenceBackend):
 //!
 //! * `argmax`, `max` are exact;
 //! * `logsumexp` within `δ + 2⁻²⁴·E_p|ℓ − m|` (`≤ δ + 2⁻²⁴ ln V`, since

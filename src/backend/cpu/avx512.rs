@@ -137,9 +137,28 @@ pub(crate) fn block<const MAX: bool, const TOP2: bool, const TEMPER: bool, const
     let mut s = Acc::zero();
     let mut st = Acc::zero();
     let mut t = Acc::zero();
+    // The chunks of 16 ids, the last one completed with `−∞` by a masked load.
+    let n = xb.len();
+    let chunks = n.div_ceil(LANES);
+    macro_rules! load {
+        ($k:expr) => {{
+            let k: usize = $k;
+            let have = n - k * LANES;
+            if have >= LANES {
+                // SAFETY: ids `16k .. 16k + 16` exist: one unaligned 512-bit load.
+                unsafe { _mm512_loadu_ps(xb.as_ptr().add(k * LANES)) }
+            } else {
+                let mask: __mmask16 = (1u16 << have) - 1;
+                // SAFETY: the mask enables only the `have < 16` lanes that exist;
+                // masked-off lanes are not read and take `−∞`.
+                unsafe { _mm512_mask_loadu_ps(neg_inf, mask, xb.as_ptr().add(k * LANES)) }
+            }
+        }};
+    }
+    // One chunk: the maximum lanes (if `MAX`) and the weights `(e, e·clamp(y), e_τ)`.
     // A macro rather than a closure, so that the code is compiled with this function's
     // target features for certain.
-    macro_rules! one {
+    macro_rules! weights {
         ($x:expr) => {{
             let x: __m512 = $x;
             if MAX {
@@ -151,43 +170,45 @@ pub(crate) fn block<const MAX: bool, const TOP2: bool, const TEMPER: bool, const
             }
             let y = _mm512_sub_ps(x, mv);
             let e = exp16(y);
-            s.add(e);
-            if ENT {
-                // e·clamp(y): y below the cut-off (−∞ included) counts as 0; NaN too (its
-                // weight is NaN already).
+            // e·clamp(y): y below the cut-off (−∞ included) counts as 0; NaN too (its
+            // weight is NaN already).
+            let ey = if ENT {
                 let keep = _mm512_cmp_ps_mask::<_CMP_GE_OQ>(y, cut);
-                t.add(_mm512_mul_ps(e, _mm512_maskz_mov_ps(keep, y)));
-            }
-            if TEMPER {
-                st.add(exp16(_mm512_mul_ps(y, it)));
-            }
+                _mm512_mul_ps(e, _mm512_maskz_mov_ps(keep, y))
+            } else {
+                e
+            };
+            let et = if TEMPER {
+                exp16(_mm512_mul_ps(y, it))
+            } else {
+                e
+            };
+            (e, ey, et)
         }};
     }
-    // Two chunks per iteration (in order: the same operations as one at a time) give the
-    // out-of-order core two independent exp chains to interleave.
-    let mut pairs = xb.chunks_exact(2 * LANES);
-    for c in &mut pairs {
-        // SAFETY: `c` holds exactly 32 `f32`: two unaligned 512-bit loads.
-        let (x0, x1) = unsafe {
-            (
-                _mm512_loadu_ps(c.as_ptr()),
-                _mm512_loadu_ps(c.as_ptr().add(LANES)),
-            )
-        };
-        one!(x0);
-        one!(x1);
+    // Chunks in pairs: each pair's weights summed in `f32`, then into the `f64` lanes.
+    let mut k = 0;
+    while k + 1 < chunks {
+        let (e0, ey0, et0) = weights!(load!(k));
+        let (e1, ey1, et1) = weights!(load!(k + 1));
+        s.add(_mm512_add_ps(e0, e1));
+        if ENT {
+            t.add(_mm512_add_ps(ey0, ey1));
+        }
+        if TEMPER {
+            st.add(_mm512_add_ps(et0, et1));
+        }
+        k += 2;
     }
-    let mut chunks = pairs.remainder().chunks_exact(LANES);
-    for c in &mut chunks {
-        // SAFETY: `c` holds exactly 16 `f32`: one unaligned 512-bit load.
-        one!(unsafe { _mm512_loadu_ps(c.as_ptr()) });
-    }
-    let rem = chunks.remainder();
-    if !rem.is_empty() {
-        let k: __mmask16 = (1u16 << rem.len()) - 1;
-        // SAFETY: the mask enables only the `rem.len() < 16` lanes that exist; masked-off
-        // lanes are not read and take `−∞`.
-        one!(unsafe { _mm512_mask_loadu_ps(neg_inf, k, rem.as_ptr()) });
+    if k < chunks {
+        let (e, ey, et) = weights!(load!(k));
+        s.add(e);
+        if ENT {
+            t.add(ey);
+        }
+        if TEMPER {
+            st.add(et);
+        }
     }
     if TOP2 {
         // SAFETY (both stores): `t1`, `t2` hold 16 `f32`.

@@ -573,17 +573,36 @@ struct Bufs {
     et: [f32; BLOCK],
 }
 
-/// `Σ x` over `xs` (a multiple of [`LANES`] long): `x_k` into `f64` lane `k mod LANES`,
-/// then [`sum_lanes`]. The lanes are held as two halves of `LANES / 2` (written as one
-/// 16-lane loop, LLVM's SLP vectoriser split it into 2-lane pieces; same additions, same
-/// order, either way). The AVX-512 level does the same additions in `super::avx512`.
+/// `Σ x` over `xs` (a multiple of [`LANES`] long) by the block summation rule: the
+/// chunks of [`LANES`] ids are taken in pairs `(2q, 2q + 1)`, each pair's lane `j` summed
+/// in `f32` (`x[32q + j] + x[32q + 16 + j]`, one rounding) and added into `f64` lane `j`;
+/// an odd last chunk is added alone (as if paired with zeros, which changes no bit); then
+/// [`sum_lanes`]. Pairing halves the `f32 → f64` conversions, the costliest part of the
+/// accumulation, for one extra `f32` rounding per pair (relative `2⁻²⁴`, see the
+/// numerics in `backend::cpu`). The lanes are held as two halves of `LANES / 2` (written
+/// as one 16-lane loop, LLVM's SLP vectoriser split it into 2-lane pieces; same
+/// additions, same order, either way). The AVX-512 level does the same additions in
+/// `super::avx512`.
 #[inline(always)]
 fn accumulate(xs: &[f32]) -> f64 {
     const H: usize = LANES / 2;
     let mut lo = [0f64; H];
     let mut hi = [0f64; H];
-    for c in xs.chunks_exact(LANES) {
-        let c: &[f32; LANES] = c.try_into().expect("LANES");
+    let mut pairs = xs.chunks_exact(2 * LANES);
+    for c in &mut pairs {
+        let (a, b) = c.split_at(LANES);
+        let a: &[f32; LANES] = a.try_into().expect("LANES");
+        let b: &[f32; LANES] = b.try_into().expect("LANES");
+        for j in 0..H {
+            lo[j] += (a[j] + b[j]) as f64;
+        }
+        for j in 0..H {
+            hi[j] += (a[H + j] + b[H + j]) as f64;
+        }
+    }
+    let last = pairs.remainder();
+    if !last.is_empty() {
+        let c: &[f32; LANES] = last.try_into().expect("a multiple of LANES");
         for j in 0..H {
             lo[j] += c[j] as f64;
         }

@@ -1,6 +1,6 @@
 //! The pass ([`kernel::pass`]) against a plain scalar statement of its specification —
 //! per block: maximum over 16 lanes, raise, then the sums relative to the raised maximum
-//! in 16 `f64` lanes and a pairwise tree — bit for bit, on every available instruction
+//! (pairs of 16-id chunks summed lane-wise in `f32`) in 16 `f64` lanes and a pairwise tree — bit for bit, on every available instruction
 //! set, in every mode, on rows chosen to exercise the pass's speculation (a block that
 //! raises the running maximum has its sums recomputed): random rows, increasing rows
 //! (every block raises), decreasing rows (none after the first), rows whose maximum sits
@@ -62,17 +62,24 @@ fn oracle(
                 start = end;
                 continue;
             }
-            let (mut s, mut st, mut t) = ([0f64; LANES], [0f64; LANES], [0f64; LANES]);
-            for (k, &x) in xb.iter().enumerate() {
-                let j = k % LANES;
+            // Weights, then lane j of each pair of 16-id chunks summed in f32 (a missing
+            // partner counts as 0) and added into f64 lane j.
+            let weight = |k: usize| -> (f32, f32, f32) {
+                let Some(&x) = xb.get(k) else {
+                    return (0.0, 0.0, 0.0);
+                };
                 let y = x - m;
                 let e = exp_nonpositive(y);
-                s[j] += e as f64;
-                if mode.entropy {
-                    t[j] += (e * if y >= EXP_CUTOFF { y } else { 0.0 }) as f64;
-                }
-                if mode.temper {
-                    st[j] += exp_nonpositive(y * inv_tau) as f64;
+                let ey = e * if y >= EXP_CUTOFF { y } else { 0.0 };
+                (e, ey, exp_nonpositive(y * inv_tau))
+            };
+            let (mut s, mut st, mut t) = ([0f64; LANES], [0f64; LANES], [0f64; LANES]);
+            for q in 0..xb.len().div_ceil(2 * LANES) {
+                for j in 0..LANES {
+                    let (a, b) = (weight(2 * LANES * q + j), weight(2 * LANES * q + LANES + j));
+                    s[j] += (a.0 + b.0) as f64;
+                    t[j] += (a.1 + b.1) as f64;
+                    st[j] += (a.2 + b.2) as f64;
                 }
             }
             recs.push(BlockRec {

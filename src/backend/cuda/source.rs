@@ -160,16 +160,18 @@ static __device__ __forceinline__ float dd_weight(float x, float m, float inv_ta
     return temper ? dd_exp_nonpositive(y * inv_tau) : dd_exp_nonpositive(y);
 }
 
-/* Sum of 16 f64 lanes exactly as the CPU's `accumulate`: lane c (thread c < 16) adds the
-   block's ids q*16 + c for q = 0, 1, ..., 15 in order (even q are its own values, odd q
-   those of thread c + 16), then the fixed pairwise tree w[j] += w[j + h], h = 8, 4, 2, 1.
-   Every lane of the warp must call it; the result is valid in lane 0. */
+/* Sum of 16 f64 lanes exactly as the CPU's `accumulate`: lane c (thread c < 16) takes
+   the block's ids 32j + c (its own v[j]) and 32j + 16 + c (thread c + 16's v[j]) for
+   j = 0, 1, ..., 7 in order, sums each pair in f32 (one rounding, the CPU's pair of
+   16-id chunks; padding ids weigh 0) and adds it into its f64 accumulator, then the
+   fixed pairwise tree w[j] += w[j + h], h = 8, 4, 2, 1. Every lane of the warp must call
+   it; the result is valid in lane 0. */
 static __device__ __forceinline__ double dd_lanes16(const float v[DD_PER_LANE], int lane) {
     double acc = 0.0;
     for (int j = 0; j < DD_PER_LANE; ++j) {
         float other = __shfl_down_sync(DD_FULL, v[j], 16);
-        acc = acc + (double)v[j];
-        acc = acc + (double)other;
+        float pair = v[j] + other;
+        acc = acc + (double)pair;
     }
     for (int h = 8; h > 0; h >>= 1) {
         double o = __shfl_down_sync(DD_FULL, acc, h);
