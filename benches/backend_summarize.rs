@@ -7,9 +7,9 @@
 //!   (a tempered draw: a second `exp` per logit). The mask id `V − 1` is excluded.
 //! * `roofline/read`: a parallel `f32` sum of the same tensor (16 lanes, on all threads):
 //!   the streaming bound.
-//! * `in_cache/<variant>/1x64x16384`: one thread on a 4 MiB input that stays in the L3
-//!   cache, called repeatedly: the per-core compute rate of the kernel without DRAM
-//!   traffic.
+//! * `in_cache/<variant>/<level>/1x64x16384`: one thread on a 4 MiB input that stays in
+//!   the L3 cache, called repeatedly, on each vectorised instruction set the machine has
+//!   (`avx2`, `avx512`): the per-core compute rate of the kernel without DRAM traffic.
 //!
 //! Throughput is `Elements(B·L·V)`; logits are `3·(U₁ + U₂ + U₃ + U₄ − 2)` from a
 //! splitmix hash (fast to generate in parallel; the distribution does not matter for the
@@ -25,7 +25,7 @@ use ndarray::{Array2, Array3};
 use rayon::prelude::*;
 
 use common::config;
-use discrete_diffusion::backend::cpu::CpuBackend;
+use discrete_diffusion::backend::cpu::{CpuBackend, Simd};
 use discrete_diffusion::backend::{Backend, BatchRng, RowSpec, RowSummary};
 use discrete_diffusion::rng::Purpose;
 
@@ -123,7 +123,20 @@ fn summarize(c: &mut Criterion) {
 }
 
 fn in_cache(c: &mut Criterion) {
-    let one = CpuBackend::with_threads(1).expect("a 1-thread pool");
+    // Every vectorised level this machine has (the portable level, ~50× slower without
+    // FMA, is left out): a regression on the level that is not the default shows here.
+    for simd in Simd::available() {
+        if simd != Simd::Portable {
+            in_cache_on(c, simd);
+        }
+    }
+}
+
+fn in_cache_on(c: &mut Criterion, simd: Simd) {
+    let one = CpuBackend::with_threads(1)
+        .expect("a 1-thread pool")
+        .with_simd(simd)
+        .expect("an available level");
     let (b, l, v) = (1usize, 64usize, 16384usize);
     let x = logits(b, l, v);
     let rng = BatchRng {
@@ -136,7 +149,8 @@ fn in_cache(c: &mut Criterion) {
     let mut g = c.benchmark_group("in_cache");
     g.throughput(Throughput::Elements((b * l * v) as u64));
     for (name, spec) in variants(v) {
-        g.bench_function(BenchmarkId::new(name, format!("{b}x{l}x{v}")), |bch| {
+        let id = format!("{simd:?}/{b}x{l}x{v}").to_lowercase();
+        g.bench_function(BenchmarkId::new(name, id), |bch| {
             bch.iter(|| {
                 one.summarize(black_box(x.view()), None, &spec, &rng, out.view_mut())
                     .expect("valid input");

@@ -466,26 +466,11 @@ fn fused_block<const TOP2: bool, const TEMPER: bool, const ENT: bool, const WIDE
     debug_assert!(n <= BLOCK);
     let Bufs { e, ey, et } = bufs;
     let mut lm = [f32::NEG_INFINITY; LANES];
-    let mut one = |c: &[f32; LANES], k: usize| {
-        max_lanes::<TOP2>(c, &mut lm, t1, t2);
-        for j in 0..LANES {
-            e[k + j] = exp_nonpositive(c[j] - m);
-        }
-        if ENT {
-            for j in 0..LANES {
-                ey[k + j] = e[k + j] * clamp_cut(c[j] - m);
-            }
-        }
-        if TEMPER {
-            for j in 0..LANES {
-                et[k + j] = exp_nonpositive((c[j] - m) * inv_tau);
-            }
-        }
-    };
     let mut chunks = xb.chunks_exact(LANES);
     let mut k = 0;
     for c in &mut chunks {
-        one(c.try_into().expect("chunks_exact yields LANES"), k);
+        let c = c.try_into().expect("chunks_exact yields LANES");
+        chunk_weights::<TOP2, TEMPER, ENT>(c, k, m, inv_tau, &mut lm, t1, t2, e, ey, et);
         k += LANES;
     }
     let rem = chunks.remainder();
@@ -494,13 +479,59 @@ fn fused_block<const TOP2: bool, const TEMPER: bool, const ENT: bool, const WIDE
         // zero padding of `block_sums`.
         let mut c = [f32::NEG_INFINITY; LANES];
         c[..rem.len()].copy_from_slice(rem);
-        one(&c, k);
+        chunk_weights::<TOP2, TEMPER, ENT>(&c, k, m, inv_tau, &mut lm, t1, t2, e, ey, et);
         k += LANES;
     }
     let s = accumulate(&e[..k]);
     let t = if ENT { accumulate(&ey[..k]) } else { 0.0 };
     let st = if TEMPER { accumulate(&et[..k]) } else { 0.0 };
     (reduce_max(&lm), (s, st, t))
+}
+
+/// One chunk of [`fused_block`]: the lane maxima (and top-2) and the weights of ids
+/// `k .. k + LANES` into the buffers. A function with `#[inline(always)]`, not a closure:
+/// a closure is not guaranteed to be compiled with the target features of the pass that
+/// calls it, and without FMA each `mul_add` of the exp becomes a `libm` call.
+#[inline(always)]
+#[allow(clippy::too_many_arguments)]
+fn chunk_weights<const TOP2: bool, const TEMPER: bool, const ENT: bool>(
+    c: &[f32; LANES],
+    k: usize,
+    m: f32,
+    inv_tau: f32,
+    lm: &mut [f32; LANES],
+    t1: &mut [f32; LANES],
+    t2: &mut [f32; LANES],
+    e: &mut [f32; BLOCK],
+    ey: &mut [f32; BLOCK],
+    et: &mut [f32; BLOCK],
+) {
+    max_lanes::<TOP2>(c, lm, t1, t2);
+    // Fixed-size views (one bounds check each), so that the lane loops vectorise.
+    let e = lanes_at(e, k);
+    for j in 0..LANES {
+        e[j] = exp_nonpositive(c[j] - m);
+    }
+    if ENT {
+        let ey = lanes_at(ey, k);
+        for j in 0..LANES {
+            ey[j] = e[j] * clamp_cut(c[j] - m);
+        }
+    }
+    if TEMPER {
+        let et = lanes_at(et, k);
+        for j in 0..LANES {
+            et[j] = exp_nonpositive((c[j] - m) * inv_tau);
+        }
+    }
+}
+
+/// `b[k .. k + LANES]` as an array.
+#[inline(always)]
+fn lanes_at(b: &mut [f32; BLOCK], k: usize) -> &mut [f32; LANES] {
+    (&mut b[k..k + LANES])
+        .try_into()
+        .expect("k + LANES ≤ BLOCK")
 }
 
 /// `(Σ exp(x − m), Σ exp((x − m)·inv_tau), Σ exp(x − m)·(x − m))` over a block, the last
