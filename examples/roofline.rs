@@ -13,8 +13,9 @@
 //!   [`EXP_KERNELS`]: the scalar `f64::exp` of the standard library (what a plain loop
 //!   gets), and a branch-free polynomial `f32` exp (Cody–Waite reduction, Cephes' degree-6
 //!   `expf` polynomial) that the compiler vectorises at the default x86-64 target (SSE2, 4
-//!   lanes). Its accuracy is checked against `f64::exp` before it is timed. A vectorised
-//!   exp exported by the crate belongs in that list as one more line.
+//!   lanes; its accuracy is checked against `f64::exp` before it is timed), and the crate's
+//!   own `backend::cpu::exp::sum_exp_below` (the backend's exp on AVX2/AVX-512, chosen at
+//!   run time): the fastest of them is the machine's exp throughput.
 //!
 //! Each figure is the best and the median of several repetitions (best = the roofline: the
 //! rate this machine demonstrably reaches). The load average before and after is recorded:
@@ -42,7 +43,7 @@ const LANES: usize = 16;
 /// An exponential kernel: `Σ exp(x)` over a slice, accumulated in `f64` per slice.
 type ExpKernel = fn(&[f32]) -> f64;
 
-/// The exp kernels measured, by name. Add the crate's vectorised exp here when it has one.
+/// The exp kernels measured, by name.
 const EXP_KERNELS: &[(&str, &str, ExpKernel)] = &[
     (
         "exp_f64_scalar",
@@ -54,7 +55,17 @@ const EXP_KERNELS: &[(&str, &str, ExpKernel)] = &[
         "polynomial f32 exp, auto-vectorised (SSE2 baseline, 4 lanes)",
         sum_exp_poly,
     ),
+    (
+        "exp_crate",
+        "the crate's `sum_exp_below`: the backend's exp (fused multiply-adds), AVX2/AVX-512 chosen at run time",
+        sum_exp_crate,
+    ),
 ];
+
+/// `Σ exp(x − 6)` with the crate's vectorised exp (the data lie in `[−6, 6)`).
+fn sum_exp_crate(xs: &[f32]) -> f64 {
+    discrete_diffusion::backend::cpu::exp::sum_exp_below(xs, 6.0).expect("data below 6")
+}
 
 fn main() {
     let mib: usize = env_or("ROOFLINE_MIB", 1024);
