@@ -88,8 +88,9 @@ mod kernel;
 #[cfg(test)]
 mod pass_tests;
 mod row;
+mod simd;
 
-pub use kernel::Simd;
+pub use simd::Simd;
 
 use kernel::{BLOCK, BlockRec, Mode};
 

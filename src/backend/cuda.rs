@@ -35,8 +35,9 @@
 //!    CPU's [`exp_nonpositive`](crate::backend::cpu::exp::exp_nonpositive) (same `f32`
 //!    operations, its fused multiply-adds as `__fmaf_rn`; NVRTC runs with
 //!    `--fmad=false --ftz=false` so that it fuses nothing else), added into **16 `f64` lanes
-//!    in the CPU's order** (lane `c` adds ids `c, c + 16, …, c + 240` one after the other)
-//!    and reduced by the CPU's pairwise tree;
+//!    in the CPU's order** (lane `c` adds, for `q = 0, 1, …, 7` in turn, the `f32` sum of
+//!    the weights of ids `32q + c` and `32q + 16 + c`) and reduced by the CPU's pairwise
+//!    tree;
 //! 4. thread 0 rescales the block sums to the row maximum in block order, forms
 //!    log-sum-exp, margin and entropy, and draws the token by the CPU's inverse-CDF walk:
 //!    find the block from the block sums, then walk that block's weights in `f64`. The

@@ -163,7 +163,7 @@ fn walk_block(row: &[f32], blk: &BlockRec, p: &RowParams<'_>, rem: f64) -> usize
     let mut ws = [0f32; BLOCK];
     let ws = &mut ws[..blk.len];
     let xb = &row[blk.start..blk.start + blk.len];
-    kernel::weights(p.level, xb, blk.m, p.inv_tau, p.mode.temper, ws);
+    super::simd::weights(p.level, xb, blk.m, p.inv_tau, p.mode.temper, ws);
     let mut c = 0.0f64;
     let mut last = blk.start;
     for (j, &w) in ws.iter().enumerate() {
