@@ -5,10 +5,12 @@
 //! Every operation is the one the portable code ([`super::kernel`]) performs, in the same
 //! order and on the same lanes — `max`/`min` as `x > a ? x : a` / `x < a ? x : a`
 //! (`vmaxps`/`vminps` with the new value first), the exp's fused multiply-adds as
-//! `vfmadd`/`vfnmadd`, `f32 → f64` conversions and `f64` additions into the same 16
-//! accumulators — so the results are bit-identical to every other level
-//! (`tests/backend_cpu.rs` compares the levels; the unit tests below compare [`exp16`]
-//! with [`exp_nonpositive`] over a sweep of the domain).
+//! `vfmadd`/`vfnmadd`, the same `f32` sums of each pair of 16-id chunks, then `f32 → f64`
+//! conversions and `f64` additions into the same 16 accumulators — so the results are
+//! bit-identical to every other level (`tests/backend_cpu.rs` compares the levels,
+//! `pass_tests.rs` each level with a scalar statement of the pass; the unit tests below
+//! compare [`exp16`] with [`exp_nonpositive`](super::exp::exp_nonpositive) over a sweep of
+//! the domain).
 #![allow(unsafe_code)]
 
 use std::arch::x86_64::{
